@@ -1,0 +1,63 @@
+package fsm
+
+import "fmt"
+
+// Values exchanged with SQLite are one of: nil, int64, float64, string,
+// []byte. Parameters given by clients are converted to these before they
+// reach a Statement (bool becomes int64 0/1, time becomes text).
+
+// Statement is one SQL statement (already in SQLite's dialect) with its
+// positional parameters ($1 → Args[0]).
+type Statement struct {
+	SQL  string
+	Args []any
+}
+
+// Column describes one result column.
+type Column struct {
+	Name string
+	// DeclType is the declared type of the column in the schema (e.g.
+	// "INTEGER", "int4", "TEXT", "timestamptz"), "" for an expression.
+	DeclType string
+}
+
+// Result is the outcome of one statement.
+type Result struct {
+	Columns      []Column
+	Rows         [][]any
+	RowsAffected int64
+	LastInsertID int64
+	// Err is set when the statement failed; the statements before it in the
+	// same unit were rolled back with it and the ones after it did not run.
+	Err *SQLError
+}
+
+// SQLError is an error reported by SQLite for a statement: its extended
+// result code (e.g. 2067 SQLITE_CONSTRAINT_UNIQUE) and message. It is a
+// result, identical on every node, not a failure of the node.
+type SQLError struct {
+	Code    int
+	Message string
+}
+
+func (e *SQLError) Error() string { return fmt.Sprintf("%s (sqlite code %d)", e.Message, e.Code) }
+
+// Command is the payload of one log entry: a unit of work applied in one
+// SQLite transaction. SessionID/Seq give exactly-once semantics: a Command
+// whose (SessionID, Seq) was already applied is not applied again; its
+// first result is returned instead.
+type Command struct {
+	SessionID uint64
+	Seq       uint64
+	// UnixMicro is the proposer's wall clock when the command was built;
+	// used only for deterministic housekeeping (expiring old sessions).
+	UnixMicro int64
+	Stmts     []Statement
+}
+
+// Description is what is known of a statement without running it.
+type Description struct {
+	NumParams int
+	Columns   []Column // nil when the statement returns no rows
+	ReadOnly  bool     // sqlite3_stmt_readonly
+}

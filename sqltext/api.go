@@ -1,0 +1,70 @@
+package sqltext
+
+import (
+	"errors"
+	"math/rand/v2"
+	"time"
+)
+
+// STUB: the agreed API of sqltext. The sqltext work fills in the bodies;
+// pgwire/ and fsm/ (and the server) compile against it now.
+
+// ErrNonDeterministic is returned (wrapped) by MakeDeterministic for a
+// statement that cannot be made deterministic.
+var ErrNonDeterministic = errors.New("sqltext: statement cannot be made deterministic")
+
+// ErrSyntax is returned (wrapped) for text that cannot be tokenized
+// (an unterminated quote or comment).
+var ErrSyntax = errors.New("sqltext: syntax error")
+
+// Kind classifies a statement for the session layer.
+type Kind int
+
+const (
+	KindEmpty     Kind = iota // only white space and comments
+	KindRead                  // SELECT, VALUES, WITH … SELECT, EXPLAIN, read-only PRAGMA
+	KindWrite                 // INSERT/UPDATE/DELETE/REPLACE, DDL, WITH … INSERT, writing PRAGMA
+	KindBegin                 // BEGIN, START TRANSACTION (any modifiers)
+	KindCommit                // COMMIT, END
+	KindRollback              // ROLLBACK, ABORT (not ROLLBACK TO SAVEPOINT)
+	KindSet                   // SET name = value / SET name TO value / SET SESSION …
+	KindShow                  // SHOW name
+	KindOther                 // anything the front end must answer itself or refuse (LISTEN, COPY, SAVEPOINT, RESET, DISCARD, DEALLOCATE …)
+)
+
+// Statement is one statement of a query string.
+type Statement struct {
+	Text string // the statement without the trailing ';'
+	Kind Kind
+	// Verb is the upper-cased first keyword(s) that decide the
+	// CommandComplete tag: "SELECT", "INSERT", "UPDATE", "DELETE",
+	// "CREATE TABLE", "DROP TABLE", "BEGIN", "SET", …
+	Verb string
+	// Offset is the byte offset of Text in the original string (for
+	// ErrorResponse positions).
+	Offset int
+}
+
+// Split splits a query string into statements on top-level ';', honouring
+// quotes, "identifiers", -- and /* */ comments, E'' strings and $tag$
+// dollar quoting. Empty statements are dropped; a query of only comments
+// gives one KindEmpty statement.
+func Split(query string) ([]Statement, error) { panic("not implemented") }
+
+// Translate rewrites one PostgreSQL statement into SQLite's dialect:
+// $n placeholders become ?n; `expr::type` casts become CAST(expr AS type);
+// SERIAL/BIGSERIAL/SMALLSERIAL columns become INTEGER PRIMARY KEY
+// AUTOINCREMENT (keeping the declared type name visible to type mapping
+// where possible); now(), current_timestamp, TRUE/FALSE, ILIKE, and the
+// schema prefix pg_catalog./public. are handled. It returns the new text.
+func Translate(stmt string) (string, error) { panic("not implemented") }
+
+// MakeDeterministic replaces non-deterministic SQL with literals fixed by
+// the proposer: random() → an integer literal, randomblob(<literal n>) → a
+// blob literal, 'now' in date/time functions, CURRENT_TIMESTAMP,
+// CURRENT_DATE, CURRENT_TIME → literals of now (UTC). A statement that
+// stays non-deterministic (randomblob of an expression, …) gives an error
+// wrapping ErrNonDeterministic that names the function.
+func MakeDeterministic(stmt string, now time.Time, rnd *rand.Rand) (string, error) {
+	panic("not implemented")
+}
