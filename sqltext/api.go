@@ -6,8 +6,7 @@ import (
 	"time"
 )
 
-// STUB: the agreed API of sqltext. The sqltext work fills in the bodies;
-// pgwire/ and fsm/ (and the server) compile against it now.
+// The agreed API of sqltext, used by pgwire/, fsm/ and server/.
 
 // ErrNonDeterministic is returned (wrapped) by MakeDeterministic for a
 // statement that cannot be made deterministic.
@@ -21,15 +20,15 @@ var ErrSyntax = errors.New("sqltext: syntax error")
 type Kind int
 
 const (
-	KindEmpty     Kind = iota // only white space and comments
-	KindRead                  // SELECT, VALUES, WITH … SELECT, EXPLAIN, read-only PRAGMA
-	KindWrite                 // INSERT/UPDATE/DELETE/REPLACE, DDL, WITH … INSERT, writing PRAGMA
-	KindBegin                 // BEGIN, START TRANSACTION (any modifiers)
-	KindCommit                // COMMIT, END
-	KindRollback              // ROLLBACK, ABORT (not ROLLBACK TO SAVEPOINT)
-	KindSet                   // SET name = value / SET name TO value / SET SESSION …
-	KindShow                  // SHOW name
-	KindOther                 // anything the front end must answer itself or refuse (LISTEN, COPY, SAVEPOINT, RESET, DISCARD, DEALLOCATE …)
+	KindEmpty    Kind = iota // only white space and comments
+	KindRead                 // SELECT, VALUES, WITH … SELECT, EXPLAIN, read-only PRAGMA
+	KindWrite                // INSERT/UPDATE/DELETE/REPLACE, DDL, WITH … INSERT, writing PRAGMA
+	KindBegin                // BEGIN, START TRANSACTION (any modifiers)
+	KindCommit               // COMMIT, END
+	KindRollback             // ROLLBACK, ABORT (not ROLLBACK TO SAVEPOINT)
+	KindSet                  // SET name = value / SET name TO value / SET SESSION …
+	KindShow                 // SHOW name
+	KindOther                // anything the front end must answer itself or refuse (LISTEN, COPY, SAVEPOINT, RESET, DISCARD, DEALLOCATE …)
 )
 
 // Statement is one statement of a query string.
@@ -44,12 +43,6 @@ type Statement struct {
 	// ErrorResponse positions).
 	Offset int
 }
-
-// Split splits a query string into statements on top-level ';', honouring
-// quotes, "identifiers", -- and /* */ comments, E'' strings and $tag$
-// dollar quoting. Empty statements are dropped; a query of only comments
-// gives one KindEmpty statement.
-func Split(query string) ([]Statement, error) { panic("not implemented") }
 
 // Translate rewrites one PostgreSQL statement into SQLite's dialect:
 // $n placeholders become ?n; `expr::type` casts become CAST(expr AS type);

@@ -1,0 +1,70 @@
+package sqltext
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+var fuzzSeeds = []string{
+	"select 1; select 2",
+	"-- ping",
+	"select $1::int + 1",
+	"select  'it''s' ::text || 'z'",
+	"insert into t(name, v) values ($1, $2) returning id",
+	"create table t (id bigserial primary key, name text not null, created timestamptz default now())",
+	"select E'\\n', $a$;$a$, \"q\"\"\" /* /* */ */",
+	"create trigger tr after insert on t begin select 1; end; select 2",
+	"select c.oid::pg_catalog.regclass::pg_catalog.text from pg_catalog.pg_class c where c.relname OPERATOR(pg_catalog.~) '^(t)$' COLLATE pg_catalog.default",
+	"select random(), randomblob(4), datetime('now'), current_timestamp",
+	"set search_path to public, \"$user\"",
+	"with x as (delete from t returning *) select * from x",
+	"select x::text::int, (a+b)::numeric(10,2), f(x)::bool, arr[1]::int4",
+	"select '",
+	"/*",
+}
+
+// FuzzSplit: Split never panics; statements lie where Offset says; and
+// splitting the statements joined again gives the same statements.
+func FuzzSplit(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, q string) {
+		sts, err := Split(q)
+		if err != nil {
+			if !errors.Is(err, ErrSyntax) {
+				t.Fatalf("Split error %v does not wrap ErrSyntax", err)
+			}
+			return
+		}
+		if len(sts) == 0 {
+			t.Fatal("Split returned no statements")
+		}
+		var texts []string
+		for _, s := range sts {
+			if s.Offset < 0 || s.Offset+len(s.Text) > len(q) || q[s.Offset:s.Offset+len(s.Text)] != s.Text {
+				t.Fatalf("statement %+v is not at its offset in %q", s, q)
+			}
+			if s.Kind == KindEmpty {
+				if len(sts) != 1 || s.Text != "" {
+					t.Fatalf("bad empty statement in %+v", sts)
+				}
+				return
+			}
+			texts = append(texts, s.Text)
+		}
+		again, err := Split(strings.Join(texts, "\n;\n"))
+		if err != nil {
+			t.Fatalf("re-split of %q: %v", texts, err)
+		}
+		if len(again) != len(sts) {
+			t.Fatalf("re-split gave %d statements, want %d: %q", len(again), len(sts), texts)
+		}
+		for i := range again {
+			if again[i].Text != sts[i].Text || again[i].Kind != sts[i].Kind || again[i].Verb != sts[i].Verb {
+				t.Fatalf("re-split statement %d = %+v, want %+v", i, again[i], sts[i])
+			}
+		}
+	})
+}
