@@ -1,0 +1,417 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	"github.com/chzyer/readline"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/urfave/cli/v2"
+)
+
+// Run is the whole command: main only adds signals and the exit status.
+// Errors are printed to stderr here; the returned error decides the exit
+// status (see exitCode).
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	return defaultEnv().run(ctx, args, stdin, stdout, stderr)
+}
+
+// env holds what tests replace: how to connect, the HTTP client, the
+// clock, the bench driver and terminal detection.
+type env struct {
+	dial        func(ctx context.Context, connString string, onNotice func(*pgconn.Notice)) (sqlConn, error)
+	httpClient  *http.Client
+	now         func() time.Time
+	benchDriver func(cfg *benchConfig) benchDriver
+	isTerminal  func(r io.Reader) bool
+}
+
+func defaultEnv() env {
+	return env{
+		dial: func(ctx context.Context, cs string, onNotice func(*pgconn.Notice)) (sqlConn, error) {
+			return dialPG(ctx, cs, onNotice)
+		},
+		httpClient:  &http.Client{},
+		now:         time.Now,
+		benchDriver: func(cfg *benchConfig) benchDriver { return pgxDriver{cfg: cfg} },
+		isTerminal: func(r io.Reader) bool {
+			f, ok := r.(*os.File)
+			return ok && readline.IsTerminal(int(f.Fd()))
+		},
+	}
+}
+
+const defaultHTTP = "127.0.0.1:8080"
+
+// adminFlags are shared by the subcommands that use the HTTP API.
+func adminFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "http", Value: defaultHTTP, EnvVars: []string{"RAFTSQL_HTTP"}, Usage: "HTTP API address of a node, `HOST:PORT` (status accepts a comma-separated list)"},
+		&cli.StringFlag{Name: "user", EnvVars: []string{"RAFTSQL_USER"}, Usage: "user for HTTP basic authentication"},
+		&cli.StringFlag{Name: "password", EnvVars: []string{"RAFTSQL_PASSWORD"}, Usage: "password for HTTP basic authentication"},
+		&cli.DurationFlag{Name: "timeout", Value: defaultHTTPTimeout, Usage: "time limit of the request (backup and restore: of the whole transfer, 0 for none)"},
+	}
+}
+
+// adminValueFlags and shellValueFlags name the flags that take a value,
+// for reorderArgs.
+var (
+	adminValueFlags = map[string]bool{"http": true, "user": true, "password": true, "timeout": true, "consistency": true}
+	shellValueFlags = map[string]bool{"h": true, "host": true, "p": true, "port": true, "U": true, "username": true,
+		"d": true, "dbname": true, "c": true, "command": true, "f": true, "file": true, "http": true}
+)
+
+// reorderArgs moves a subcommand's flags in front of its positional
+// arguments, so `raftsql join 4 127.0.0.1:7003 --learner` works although
+// the flag parser stops at the first positional argument.
+func reorderArgs(args []string, valueFlags map[string]bool) []string {
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			pos = append(pos, args[i+1:]...)
+			return append(append(flags, "--"), pos...)
+		case strings.HasPrefix(a, "-") && len(a) > 1:
+			flags = append(flags, a)
+			name := strings.TrimLeft(a, "-")
+			if !strings.Contains(name, "=") && valueFlags[name] && i+1 < len(args) {
+				i++
+				flags = append(flags, args[i])
+			}
+		default:
+			pos = append(pos, a)
+		}
+	}
+	return append(flags, pos...)
+}
+
+func (e env) adminClient(c *cli.Context, addr string) *adminClient {
+	return newAdminClient(addr, e.httpClient, c.String("user"), c.String("password"))
+}
+
+// withTimeout bounds ctx by the --timeout flag (0: no bound).
+func withTimeout(c *cli.Context) (context.Context, context.CancelFunc) {
+	if d := c.Duration("timeout"); d > 0 {
+		return context.WithTimeout(c.Context, d)
+	}
+	return context.WithCancel(c.Context)
+}
+
+func (e env) run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) > 1 {
+		switch args[1] {
+		case "status", "backup", "restore", "join", "remove", "transfer-leadership":
+			args = append([]string{args[0], args[1]}, reorderArgs(args[2:], adminValueFlags)...)
+		case "bench":
+		default:
+			args = append([]string{args[0]}, reorderArgs(args[1:], shellValueFlags)...)
+		}
+	}
+	app := &cli.App{
+		Name:                      "raftsql",
+		Usage:                     "shell, admin and load tool for a raftsql cluster",
+		UsageText:                 "raftsql [-h HOST] [-p PORT] [-U USER] [-d DB | URL] [-c SQL]... [-f FILE]\n   raftsql COMMAND [flags] [args]",
+		HideHelp:                  true, // -h is the host, as in psql
+		DisableSliceFlagSeparator: true, // -c 'INSERT … VALUES (1, 2)' must stay whole
+		Reader:                    stdin,
+		Writer:                    stdout,
+		ErrWriter:                 stderr,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "help", Usage: "show help"},
+			&cli.StringFlag{Name: "host", Aliases: []string{"h"}, EnvVars: []string{"PGHOST"}, Usage: "server host (default 127.0.0.1)"},
+			&cli.StringFlag{Name: "port", Aliases: []string{"p"}, EnvVars: []string{"PGPORT"}, Usage: "server port (default 5433)"},
+			&cli.StringFlag{Name: "username", Aliases: []string{"U"}, Usage: "user name"},
+			&cli.StringFlag{Name: "dbname", Aliases: []string{"d"}, Usage: "database name or postgres:// URL"},
+			&cli.StringSliceFlag{Name: "command", Aliases: []string{"c"}, Usage: "run `SQL` (or a backslash command) and exit; repeatable"},
+			&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "run the statements of `FILE` (- for stdin) and exit"},
+			&cli.StringFlag{Name: "http", Value: defaultHTTP, EnvVars: []string{"RAFTSQL_HTTP"}, Usage: "HTTP API address(es) for \\status, `HOST:PORT[,…]`"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.Bool("help") {
+				return cli.ShowAppHelp(c)
+			}
+			return e.shellMain(c, stdin, stdout, stderr)
+		},
+		Commands: []*cli.Command{
+			{
+				Name:  "status",
+				Usage: "show every node: role, term, indexes and lag",
+				Flags: adminFlags(),
+				Action: func(c *cli.Context) error {
+					ctx, cancel := withTimeout(c)
+					defer cancel()
+					rows, err := clusterStatus(ctx, splitList(c.String("http")), func(a string) *adminClient { return e.adminClient(c, a) })
+					if err != nil {
+						return err
+					}
+					return writeTable(stdout, statusTable(rows))
+				},
+			},
+			{
+				Name:      "backup",
+				Usage:     "write a consistent SQLite copy of the database to FILE",
+				ArgsUsage: "FILE",
+				Flags:     append(adminFlags(), &cli.StringFlag{Name: "consistency", Usage: "`linearizable` (default) or stale (the asked node's state at once)"}),
+				Action: func(c *cli.Context) error {
+					file, err := oneArg(c, "FILE")
+					if err != nil {
+						return err
+					}
+					if cons := c.String("consistency"); cons != "" && cons != "linearizable" && cons != "stale" {
+						return fmt.Errorf("%w: --consistency must be linearizable or stale, not %q", ErrUsage, cons)
+					}
+					ctx, cancel := withLongTimeout(c)
+					defer cancel()
+					n, err := e.adminClient(c, c.String("http")).backup(ctx, file, c.String("consistency"))
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(stdout, "backup: wrote %d bytes to %s\n", n, file)
+					return nil
+				},
+			},
+			{
+				Name:      "restore",
+				Usage:     "replace the database on every node with the SQLite file FILE",
+				ArgsUsage: "FILE",
+				Flags:     adminFlags(),
+				Action: func(c *cli.Context) error {
+					file, err := oneArg(c, "FILE")
+					if err != nil {
+						return err
+					}
+					ctx, cancel := withLongTimeout(c)
+					defer cancel()
+					n, err := e.adminClient(c, c.String("http")).restore(ctx, file)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(stdout, "restore: sent %d bytes from %s; the cluster applied it\n", n, file)
+					return nil
+				},
+			},
+			{
+				Name:      "join",
+				Usage:     "add node ID with Raft address RAFTADDR to the cluster",
+				ArgsUsage: "ID RAFTADDR",
+				Flags:     append(adminFlags(), &cli.BoolFlag{Name: "learner", Usage: "add it as a non-voting learner"}),
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 2 {
+						return fmt.Errorf("%w: join needs ID RAFTADDR", ErrUsage)
+					}
+					id, addr := c.Args().Get(0), c.Args().Get(1)
+					ctx, cancel := withTimeout(c)
+					defer cancel()
+					if err := e.adminClient(c, c.String("http")).join(ctx, id, addr, !c.Bool("learner")); err != nil {
+						return err
+					}
+					kind := "voter"
+					if c.Bool("learner") {
+						kind = "learner"
+					}
+					fmt.Fprintf(stdout, "join: node %s (raft %s) added as %s\n", id, addr, kind)
+					return nil
+				},
+			},
+			{
+				Name:      "remove",
+				Usage:     "remove node ID from the cluster",
+				ArgsUsage: "ID",
+				Flags:     adminFlags(),
+				Action: func(c *cli.Context) error {
+					id, err := oneArg(c, "ID")
+					if err != nil {
+						return err
+					}
+					ctx, cancel := withTimeout(c)
+					defer cancel()
+					if err := e.adminClient(c, c.String("http")).remove(ctx, id); err != nil {
+						return err
+					}
+					fmt.Fprintf(stdout, "remove: node %s removed\n", id)
+					return nil
+				},
+			},
+			{
+				Name:      "transfer-leadership",
+				Usage:     "hand leadership to node ID",
+				ArgsUsage: "ID",
+				Flags:     adminFlags(),
+				Action: func(c *cli.Context) error {
+					id, err := oneArg(c, "ID")
+					if err != nil {
+						return err
+					}
+					ctx, cancel := withTimeout(c)
+					defer cancel()
+					if err := e.adminClient(c, c.String("http")).transferLeadership(ctx, id); err != nil {
+						return err
+					}
+					fmt.Fprintf(stdout, "transfer-leadership: node %s is the leader\n", id)
+					return nil
+				},
+			},
+			e.benchCommand(stdout),
+		},
+	}
+	err := app.RunContext(ctx, args)
+	if err != nil && !errors.Is(err, ErrStatementFailed) {
+		fmt.Fprintf(stderr, "raftsql: %v\n", err)
+	}
+	return err
+}
+
+// withLongTimeout is withTimeout for transfers; it also stops on Ctrl-C.
+func withLongTimeout(c *cli.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := withTimeout(c)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
+	return ctx, func() { stop(); cancel() }
+}
+
+func oneArg(c *cli.Context, name string) (string, error) {
+	if c.NArg() != 1 || c.Args().First() == "" {
+		return "", fmt.Errorf("%w: %s needs %s", ErrUsage, c.Command.Name, name)
+	}
+	return c.Args().First(), nil
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// shellMain connects and runs -c commands, a -f file, piped input or the
+// interactive prompt.
+func (e env) shellMain(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer) error {
+	opts := connOptions{Host: c.String("host"), Port: c.String("port"), User: c.String("username"), Database: c.String("dbname")}
+	// psql takes the database (or a URL) and the user as arguments too.
+	switch c.NArg() {
+	case 0:
+	case 1, 2:
+		if opts.Database == "" {
+			opts.Database = c.Args().Get(0)
+		}
+		if c.NArg() == 2 && opts.User == "" {
+			opts.User = c.Args().Get(1)
+		}
+	default:
+		return fmt.Errorf("%w: too many arguments: %s", ErrUsage, strings.Join(c.Args().Slice(), " "))
+	}
+	if strings.HasPrefix(opts.Database, "postgres://") || strings.HasPrefix(opts.Database, "postgresql://") || strings.Contains(opts.Database, "=") {
+		opts.URL, opts.Database = opts.Database, ""
+	}
+	commands := c.StringSlice("command")
+	file := c.String("file")
+	interactive := len(commands) == 0 && file == "" && e.isTerminal(stdin)
+
+	ctx := c.Context
+	if !interactive {
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, os.Interrupt)
+		defer stop()
+	}
+	conn, err := e.dial(ctx, opts.connString(), func(n *pgconn.Notice) { printNotice(stderr, n) })
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+
+	sh := &shell{conn: conn, out: stdout, errOut: stderr, now: e.now}
+	if addrs := splitList(c.String("http")); len(addrs) > 0 {
+		sh.status = func(ctx context.Context) ([]statusRow, error) {
+			ctx, cancel := context.WithTimeout(ctx, defaultHTTPTimeout)
+			defer cancel()
+			return clusterStatus(ctx, addrs, func(a string) *adminClient {
+				return newAdminClient(a, e.httpClient, "", "")
+			})
+		}
+	}
+	switch {
+	case len(commands) > 0:
+		for _, cmd := range commands {
+			if err := sh.runCommand(ctx, cmd); err != nil {
+				return err
+			}
+			if sh.quit {
+				break
+			}
+		}
+		if file != "" && !sh.quit {
+			return e.runFile(ctx, sh, file, stdin)
+		}
+		return nil
+	case file != "":
+		return e.runFile(ctx, sh, file, stdin)
+	case !interactive:
+		return sh.runScript(ctx, stdin, true)
+	}
+	rc, ok := stdin.(io.ReadCloser)
+	if !ok {
+		rc = io.NopCloser(stdin)
+	}
+	return sh.interactive(ctx, rc, stdout)
+}
+
+func (e env) runFile(ctx context.Context, sh *shell, file string, stdin io.Reader) error {
+	if file == "-" {
+		return sh.runScript(ctx, stdin, true)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return sh.runScript(ctx, f, true)
+}
+
+func (e env) benchCommand(stdout io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:  "bench",
+		Usage: "run a write/read load over the PostgreSQL protocol and report ops/s and latency",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "hosts", Value: "127.0.0.1:5433", Usage: "comma-separated `HOST:PORT` list; connections are spread round-robin"},
+			&cli.StringFlag{Name: "username", Aliases: []string{"U"}, Value: "raftsql", Usage: "user name"},
+			&cli.StringFlag{Name: "password", EnvVars: []string{"PGPASSWORD"}, Usage: "password"},
+			&cli.StringFlag{Name: "dbname", Aliases: []string{"d"}, Value: "raftsql", Usage: "database name"},
+			&cli.IntFlag{Name: "conns", Value: 16, Usage: "connections"},
+			&cli.DurationFlag{Name: "duration", Value: 10 * time.Second, Usage: "run this long (ignored with --ops)"},
+			&cli.Int64Flag{Name: "ops", Usage: "run this many operations instead of a duration"},
+			&cli.StringFlag{Name: "workload", Value: "mixed", Usage: "write, read or mixed"},
+			&cli.IntFlag{Name: "read-percent", Value: 50, Usage: "share of reads in the mixed workload"},
+			&cli.StringFlag{Name: "read-consistency", Usage: "linearizable, lease or stale (default: the server's)"},
+			&cli.IntFlag{Name: "value-size", Value: 100, Usage: "bytes per written value"},
+			&cli.IntFlag{Name: "keys", Value: 1000, Usage: "number of distinct keys"},
+			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the key and value choice"},
+		},
+		Action: func(c *cli.Context) error {
+			cfg := benchConfig{
+				Hosts: splitList(c.String("hosts")), User: c.String("username"), Password: c.String("password"),
+				Database: c.String("dbname"), Conns: c.Int("conns"), Duration: c.Duration("duration"),
+				Ops: c.Int64("ops"), Workload: c.String("workload"), ReadPercent: c.Int("read-percent"),
+				ReadConsistency: c.String("read-consistency"), ValueSize: c.Int("value-size"),
+				Keys: c.Int("keys"), Seed: c.Uint64("seed"),
+			}
+			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt) // Ctrl-C ends the run early, with a report
+			defer stop()
+			res, err := runBench(ctx, cfg, e.benchDriver(&cfg), e.now, stdout)
+			if err != nil {
+				return err
+			}
+			return writeBenchReport(stdout, res)
+		},
+	}
+}
