@@ -1,0 +1,94 @@
+// Package fsm is raftsql's state machine: it applies committed Raft
+// entries to a SQLite database (modernc.org/sqlite, pure Go) and serves
+// local reads, statement descriptions and snapshots of it.
+//
+// # What an entry holds
+//
+// An EntryNormal carries a Command (EncodeCommand/DecodeCommand: a compact
+// versioned binary format): a session id and sequence number, the
+// proposer's clock, and one or more statements with parameters — one unit
+// of work, with PostgreSQL's implicit-transaction semantics. An
+// EntryNormal with no data is a leader's no-op and an EntryConfChange is
+// membership: for both the fsm only records the index.
+//
+// # Apply
+//
+// The Raft driver calls Apply from one goroutine, in log order. A batch of
+// entries runs in ONE SQLite transaction (BEGIN IMMEDIATE … COMMIT: one
+// WAL commit per batch), each entry in its own SAVEPOINT. A statement that
+// fails rolls back its entry alone: the entry's results are those of its
+// statements up to the failing one, which carries Err (a *SQLError with
+// SQLite's extended result code); the other entries of the batch commit.
+// The applied index (and its term) is written in the same transaction,
+// after every entry, in the _raftsql_meta table, so a crash neither loses
+// nor repeats an entry: on restart AppliedIndex() is what the database
+// holds and Apply skips entries at or below it. Errors that are the node's
+// and not the SQL's (I/O, disk full, corruption) roll back the whole batch
+// and are returned, wrapped in ErrApplyFailed: the caller must not go past
+// them.
+//
+// Statements that would change the connection instead of the database or
+// break the batch transaction are refused with CodeNotAllowed as their
+// result (transaction control, ROLLBACK conflict resolution, ATTACH,
+// VACUUM, PRAGMA, TEMP objects, the fsm's _raftsql_* tables); see
+// classify.go.
+//
+// # Exactly once
+//
+// _raftsql_sessions keeps, per session, the last applied sequence number
+// and its encoded results. A command whose seq is the last one returns the
+// stored results without running; an older seq gets CodeStaleSequence.
+// Sessions idle for SessionTTL, measured with the commands' own clock
+// (Command.UnixMicro), are deleted as entries are applied, so every node
+// deletes the same ones at the same entry. SessionID 0 means no dedup.
+//
+// # Results
+//
+// Expect(session, seq) before proposing, then Waiter.Wait: the results
+// arrive when this node commits the entry (on every node, so a follower
+// that forwarded a write learns its result from its own apply). Results
+// nobody waits for are dropped.
+//
+// # Reads
+//
+// Query runs statements on a pool of read connections opened with
+// query_only=1 (a write that was misclassified as a read cannot change a
+// replica), all statements of one call in one read transaction. WaitApplied
+// blocks until an index is applied (read-index reads). Describe prepares a
+// statement without running it and reports its parameters, result columns
+// with declared types and whether it is read-only.
+//
+// # Snapshots and backups
+//
+// SnapshotFile/Snapshot copy the database with SQLite's online backup API
+// in one read transaction while Apply goes on; the copy carries its applied
+// index in _raftsql_meta (ReadSnapshotMeta) and is an ordinary SQLite file
+// (a backup). Restore checks a file, copies it next to the database, fsyncs
+// and renames it over the database (the old WAL removed first) and reopens
+// the connections; reads wait meanwhile.
+//
+// # Determinism
+//
+// The proposer makes the SQL text deterministic (package sqltext). The fsm
+// keeps the rest deterministic: the same entries give byte-identical
+// database files however they are batched (the meta row is updated per
+// entry), stored results do not depend on connection history
+// (RowsAffected/LastInsertID are set only when the statement changed
+// rows), and session expiry uses the entries' clock.
+//
+// # Why not database/sql
+//
+// The fsm talks to SQLite through modernc.org/sqlite/lib (sqlite.go):
+// database/sql cannot describe a statement without running it, hides the
+// extended result codes and sqlite3_stmt_readonly, and the driver turns
+// TEXT in DATE/TIMESTAMP columns into time.Time. Pragmas are run right
+// after sqlite3_open_v2 instead of through a DSN.
+//
+// # Debugging
+//
+// The database is DIR/raftsql.db (WAL mode); open it with sqlite3 (read
+// only while the node runs). SELECT * FROM _raftsql_meta shows
+// applied_index, applied_term and conf_index; _raftsql_sessions the
+// dedup state. A file left as raftsql.db.restore is an interrupted restore
+// and is removed at Open.
+package fsm

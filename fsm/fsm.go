@@ -1,0 +1,541 @@
+package fsm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/raftsql/raftsql/consensus"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// DBFile is the name of the SQLite database inside the FSM's directory.
+const DBFile = "raftsql.db"
+
+// SessionTTL is how long a session's last result is kept after its last
+// command, measured in the commands' own clock (Command.UnixMicro), so that
+// every node expires the same sessions at the same entry. A retry older
+// than this is applied again.
+const SessionTTL = time.Hour
+
+// Options configures an FSM.
+type Options struct {
+	// Logger receives the FSM's logs; nil discards them.
+	Logger *slog.Logger
+	// ReadConns is the size of the read pool (default 4).
+	ReadConns int
+}
+
+// FSM is the SQLite state machine of one node. Apply is called by the Raft
+// driver from one goroutine; every other method may be called from any
+// goroutine at any time.
+type FSM struct {
+	dir  string
+	path string
+	log  *slog.Logger
+	opts Options
+
+	// wmu serialises the writer: Apply, Restore, Close.
+	wmu sync.Mutex
+	w   *sconn
+
+	// rmu: readers (Query, Describe, Snapshot) hold it shared while they
+	// use the pool; Restore and Close hold it exclusively to swap or close
+	// the connections. Lock order: wmu before rmu.
+	rmu    sync.RWMutex
+	pool   chan *sconn
+	reads  []*sconn
+	closed bool // under wmu and rmu (written with both held)
+
+	applied atomic.Uint64
+	amu     sync.Mutex
+	achange chan struct{} // closed and replaced whenever applied moves
+
+	waiters waiterMap
+}
+
+type batchDelivery struct {
+	key     waiterKey
+	results []Result
+}
+
+var writerPragmas = []string{
+	"journal_mode=WAL",
+	// Durability comes from the Raft log: after a crash the driver
+	// replays from the applied index kept in the database.
+	"synchronous=NORMAL",
+	"foreign_keys=ON",
+}
+
+var readerPragmas = []string{
+	// A statement misclassified as a read can never change this replica
+	// behind Raft's back.
+	"query_only=1",
+	"foreign_keys=ON",
+}
+
+const schemaSQL = `
+CREATE TABLE IF NOT EXISTS _raftsql_meta(key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS _raftsql_sessions(
+	session_id INTEGER PRIMARY KEY,
+	last_seq INTEGER NOT NULL,
+	result BLOB NOT NULL,
+	updated INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS _raftsql_sessions_updated ON _raftsql_sessions(updated);
+INSERT OR IGNORE INTO _raftsql_meta(key, value) VALUES ('applied_index', 0), ('applied_term', 0), ('conf_index', 0);
+`
+
+// Open opens (creating if needed) the database in dir.
+func Open(ctx context.Context, dir string, opts Options) (*FSM, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.ReadConns <= 0 {
+		opts.ReadConns = 4
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("fsm: %w", err)
+	}
+	f := &FSM{
+		dir:     dir,
+		path:    filepath.Join(dir, DBFile),
+		log:     opts.Logger,
+		opts:    opts,
+		achange: make(chan struct{}),
+	}
+	f.waiters.m = map[waiterKey]*Waiter{}
+	// A restore interrupted by a crash leaves its temp file behind.
+	_ = os.Remove(f.path + restoreSuffix)
+	if err := f.openConns(); err != nil {
+		return nil, err
+	}
+	f.log.Info("fsm opened", "path", f.path, "applied_index", f.applied.Load())
+	return f, nil
+}
+
+// openConns opens the writer and the read pool and loads the applied
+// index. Called with wmu and rmu held (or before f is shared).
+func (f *FSM) openConns() error {
+	w, err := openConn(f.path, sqlite3.SQLITE_OPEN_READWRITE|sqlite3.SQLITE_OPEN_CREATE, writerPragmas)
+	if err != nil {
+		return err
+	}
+	if err := w.exec("BEGIN IMMEDIATE;" + schemaSQL + "COMMIT;"); err != nil {
+		_ = w.exec("ROLLBACK")
+		w.close()
+		return fmt.Errorf("fsm: create internal tables in %s: %w", f.path, err)
+	}
+	idx, err := readMeta(w, "applied_index")
+	if err != nil {
+		w.close()
+		return fmt.Errorf("fsm: %s: %w", f.path, err)
+	}
+	f.w = w
+	f.pool = make(chan *sconn, f.opts.ReadConns)
+	f.reads = nil
+	for range f.opts.ReadConns {
+		r, err := openConn(f.path, sqlite3.SQLITE_OPEN_READWRITE, readerPragmas)
+		if err != nil {
+			f.closeConns()
+			return err
+		}
+		f.reads = append(f.reads, r)
+		f.pool <- r
+	}
+	f.setApplied(idx)
+	return nil
+}
+
+// closeConns closes every connection; with wmu and rmu held.
+func (f *FSM) closeConns() error {
+	var errs []error
+	for _, r := range f.reads {
+		if err := r.close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	f.reads = nil
+	f.pool = nil
+	if f.w != nil {
+		if err := f.w.close(); err != nil {
+			errs = append(errs, err)
+		}
+		f.w = nil
+	}
+	return errors.Join(errs...)
+}
+
+// Close closes the database. Pending waiters get ErrClosed.
+func (f *FSM) Close() error {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	f.rmu.Lock()
+	defer f.rmu.Unlock()
+	if f.closed {
+		return nil
+	}
+	f.closed = true
+	f.waiters.failAll(ErrClosed)
+	return f.closeConns()
+}
+
+// Dir returns the directory of the database.
+func (f *FSM) Dir() string { return f.dir }
+
+// AppliedIndex returns the index of the last entry applied (committed to
+// SQLite).
+func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
+
+func (f *FSM) setApplied(idx uint64) {
+	f.amu.Lock()
+	f.applied.Store(idx)
+	close(f.achange)
+	f.achange = make(chan struct{})
+	f.amu.Unlock()
+}
+
+// WaitApplied blocks until the applied index is at least index (for
+// read-index reads), ctx ends, or the FSM is closed.
+func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
+	for {
+		f.amu.Lock()
+		ch := f.achange
+		cur := f.applied.Load()
+		f.amu.Unlock()
+		if cur >= index {
+			return nil
+		}
+		f.rmu.RLock()
+		closed := f.closed
+		f.rmu.RUnlock()
+		if closed {
+			return ErrClosed
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("fsm: waiting for index %d (applied %d): %w", index, cur, ctx.Err())
+		}
+	}
+}
+
+// Apply applies committed entries in log order, all in one SQLite
+// transaction together with the new applied index. Entries at or below
+// the applied index are skipped (a replay after a crash); the first new
+// entry must be the next index (ErrIndexGap otherwise). A failing
+// statement is a result, never an error; an error (wrapping
+// ErrApplyFailed) means SQLite itself failed and nothing of the batch was
+// applied.
+func (f *FSM) Apply(ctx context.Context, entries []consensus.Entry) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	if f.w == nil {
+		return ErrClosed
+	}
+	applied := f.applied.Load()
+	start := 0
+	for start < len(entries) && entries[start].Index <= applied {
+		start++
+	}
+	entries = entries[start:]
+	if len(entries) == 0 {
+		return nil
+	}
+	for i, e := range entries {
+		if e.Index != applied+1+uint64(i) {
+			return fmt.Errorf("%w: applied %d, got entry %d at position %d", ErrIndexGap, applied, e.Index, i)
+		}
+	}
+	w := f.w
+	if err := w.exec("BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("%w: begin: %w", ErrApplyFailed, err)
+	}
+	var out []batchDelivery
+	for _, e := range entries {
+		switch {
+		case e.Type == consensus.EntryConfChange:
+			if err := setMeta(w, "conf_index", int64(e.Index)); err != nil {
+				_ = w.exec("ROLLBACK")
+				return fmt.Errorf("%w: entry %d: %w", ErrApplyFailed, e.Index, err)
+			}
+		case e.Type == consensus.EntryNormal && len(e.Data) == 0:
+			// The leader's no-op: only the index moves.
+		case e.Type == consensus.EntryNormal:
+			cmd, derr := DecodeCommand(e.Data)
+			var rs []Result
+			var err error
+			if derr != nil {
+				f.log.Warn("fsm: corrupt command in committed entry", "index", e.Index, "err", derr)
+				rs, err = f.applyBroken(cmd, derr)
+			} else {
+				rs, err = f.applyCommand(cmd)
+			}
+			if err != nil {
+				_ = w.exec("ROLLBACK")
+				return fmt.Errorf("%w: entry %d: %w", ErrApplyFailed, e.Index, err)
+			}
+			out = append(out, batchDelivery{key: waiterKey{cmd.SessionID, cmd.Seq}, results: rs})
+		default:
+			f.log.Warn("fsm: unknown entry type, recording its index only", "index", e.Index, "type", e.Type)
+		}
+		// The index moves with every entry, not once per batch: the
+		// sequence of B-tree operations, and so the database bytes, must
+		// not depend on how the driver happened to batch the entries.
+		if err := setApplied(w, e.Index, e.Term); err != nil {
+			_ = w.exec("ROLLBACK")
+			return fmt.Errorf("%w: entry %d: %w", ErrApplyFailed, e.Index, err)
+		}
+	}
+	last := entries[len(entries)-1]
+	err := w.exec("COMMIT")
+	if err != nil {
+		if !w.autocommit() {
+			_ = w.exec("ROLLBACK")
+		}
+		return fmt.Errorf("%w: commit of entries %d..%d: %w", ErrApplyFailed, entries[0].Index, last.Index, err)
+	}
+	f.setApplied(last.Index)
+	for _, d := range out {
+		f.waiters.deliver(d.key, d.results)
+	}
+	return nil
+}
+
+// applyBroken records a command that could not be decoded: an error result
+// for its session, if its header was readable.
+func (f *FSM) applyBroken(cmd Command, derr error) ([]Result, error) {
+	rs := []Result{{Err: &SQLError{Code: CodeCorruptCommand, Message: derr.Error()}}}
+	if cmd.SessionID == 0 {
+		return rs, nil
+	}
+	if prev, ok, err := f.dedup(cmd); err != nil || ok {
+		return prev, err
+	}
+	return rs, f.finishSession(cmd, rs)
+}
+
+// applyCommand applies one command inside the batch transaction, in a
+// savepoint of its own. It returns the command's results; an error means
+// SQLite failed (not the command's SQL).
+func (f *FSM) applyCommand(cmd Command) ([]Result, error) {
+	if cmd.SessionID != 0 {
+		if prev, ok, err := f.dedup(cmd); err != nil || ok {
+			return prev, err
+		}
+	}
+	w := f.w
+	if err := w.exec("SAVEPOINT raftsql_entry"); err != nil {
+		return nil, err
+	}
+	results := make([]Result, 0, len(cmd.Stmts))
+	failed := false
+	for _, st := range cmd.Stmts {
+		r, err := execWrite(w, st)
+		if err != nil {
+			return nil, err
+		}
+		results = append(results, r)
+		if r.Err != nil {
+			failed = true
+			break
+		}
+	}
+	if !failed && w.deferredFKs() {
+		// A deferred foreign key is unresolved at the end of the unit:
+		// PostgreSQL fails the COMMIT; so does this entry.
+		failed = true
+		ferr := &SQLError{Code: 787, Message: "FOREIGN KEY constraint failed"}
+		if len(results) == 0 {
+			results = append(results, Result{})
+		}
+		results[len(results)-1].Err = ferr
+	}
+	if failed {
+		if err := w.exec("ROLLBACK TO raftsql_entry"); err != nil {
+			return nil, err
+		}
+		// A statement failure never ends SQLite's transaction (ROLLBACK
+		// resolution is refused), but make sure of it.
+	}
+	if err := w.exec("RELEASE raftsql_entry"); err != nil {
+		return nil, err
+	}
+	if cmd.SessionID != 0 {
+		if err := f.finishSession(cmd, results); err != nil {
+			return nil, err
+		}
+	}
+	return results, nil
+}
+
+// dedup reports whether cmd was already applied for its session, and then
+// the results to return instead.
+func (f *FSM) dedup(cmd Command) ([]Result, bool, error) {
+	rows, err := f.w.query("SELECT last_seq, result FROM _raftsql_sessions WHERE session_id = ?", int64(cmd.SessionID))
+	if err != nil || len(rows) == 0 {
+		return nil, false, err
+	}
+	last := uint64(rows[0][0].(int64))
+	if cmd.Seq > last {
+		return nil, false, nil
+	}
+	if cmd.Seq < last {
+		return []Result{{Err: &SQLError{Code: CodeStaleSequence, Message: fmt.Sprintf("sequence %d of session %d is older than the last applied (%d); its result is gone", cmd.Seq, cmd.SessionID, last)}}}, true, nil
+	}
+	blob, _ := rows[0][1].([]byte)
+	rs, derr := decodeResults(blob)
+	if derr != nil {
+		rs = []Result{{Err: &SQLError{Code: CodeCorruptCommand, Message: derr.Error()}}}
+	}
+	return rs, true, nil
+}
+
+// finishSession stores the result of cmd as its session's last, then
+// expires sessions idle for more than SessionTTL as of cmd's time.
+func (f *FSM) finishSession(cmd Command, rs []Result) error {
+	_, err := f.w.query(`INSERT INTO _raftsql_sessions(session_id, last_seq, result, updated) VALUES (?, ?, ?, ?)
+		ON CONFLICT(session_id) DO UPDATE SET last_seq = excluded.last_seq, result = excluded.result, updated = excluded.updated`,
+		int64(cmd.SessionID), int64(cmd.Seq), encodeResults(rs), cmd.UnixMicro)
+	if err != nil {
+		return err
+	}
+	if cmd.UnixMicro > 0 {
+		_, err = f.w.query("DELETE FROM _raftsql_sessions WHERE updated < ?", cmd.UnixMicro-SessionTTL.Microseconds())
+	}
+	return err
+}
+
+// isFatal reports whether a SQLite error code means the node (disk,
+// memory, file) failed rather than the statement: such an error must stop
+// the batch, because another node would not see it.
+func isFatal(code int) bool {
+	switch code & 0xff {
+	case sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CORRUPT,
+		sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PROTOCOL,
+		sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_INTERRUPT,
+		sqlite3.SQLITE_PERM, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_NOLFS:
+		return true
+	}
+	return false
+}
+
+// sqlResult turns an error of a statement into its result, or returns it
+// as fatal.
+func sqlResult(err error) (*SQLError, error) {
+	var se *SQLError
+	if errors.As(err, &se) {
+		if isFatal(se.Code) && se.Code < 1000<<8 {
+			return nil, err
+		}
+		return se, nil
+	}
+	return nil, err
+}
+
+// execWrite runs one statement of a command on the writer.
+func execWrite(w *sconn, st Statement) (Result, error) {
+	if serr := checkStatement(st.SQL, true); serr != nil {
+		return Result{Err: serr}, nil
+	}
+	r, err := runStatement(context.Background(), w, st)
+	if err != nil {
+		se, ferr := sqlResult(err)
+		if ferr != nil {
+			return Result{}, ferr
+		}
+		r.Err = se
+		if w.autocommit() {
+			return Result{}, fmt.Errorf("statement ended the batch transaction: %w", err)
+		}
+	}
+	return r, nil
+}
+
+// runStatement prepares, binds and runs st on c, collecting its rows.
+// RowsAffected and LastInsertID are set only when the statement changed
+// rows (they are part of stored results, so they must not depend on what
+// the connection did before).
+func runStatement(ctx context.Context, c *sconn, st Statement) (Result, error) {
+	var r Result
+	s, err := c.prepareSingle(st.SQL)
+	if err != nil {
+		return r, err
+	}
+	if s == nil {
+		if len(st.Args) != 0 {
+			return r, &SQLError{Code: CodeBadParameter, Message: fmt.Sprintf("empty statement given %d parameters", len(st.Args))}
+		}
+		return r, nil
+	}
+	defer s.finalize()
+	if serr := s.bind(st.Args); serr != nil {
+		return r, serr
+	}
+	r.Columns = s.columns()
+	before := c.totalChanges()
+	c.setLastInsertID(0)
+	for n := 0; ; n++ {
+		if n%256 == 255 {
+			if err := ctx.Err(); err != nil {
+				return Result{}, err
+			}
+		}
+		row, err := s.step()
+		if err != nil {
+			return r, err
+		}
+		if !row {
+			break
+		}
+		r.Rows = append(r.Rows, s.row(len(r.Columns)))
+	}
+	if c.totalChanges() != before {
+		r.RowsAffected = c.changes()
+		r.LastInsertID = c.lastInsertID()
+	}
+	return r, nil
+}
+
+// query runs an internal statement with args and returns its rows.
+func (c *sconn) query(sql string, args ...any) ([][]any, error) {
+	r, err := runStatement(context.Background(), c, Statement{SQL: sql, Args: args})
+	return r.Rows, err
+}
+
+func readMeta(c *sconn, key string) (uint64, error) {
+	rows, err := c.query("SELECT value FROM _raftsql_meta WHERE key = ?", key)
+	if err != nil {
+		return 0, err
+	}
+	if len(rows) == 0 {
+		return 0, fmt.Errorf("no %s in _raftsql_meta", key)
+	}
+	v, ok := rows[0][0].(int64)
+	if !ok {
+		return 0, fmt.Errorf("%s in _raftsql_meta is %T", key, rows[0][0])
+	}
+	return uint64(v), nil
+}
+
+func setApplied(c *sconn, index, term uint64) error {
+	_, err := c.query("UPDATE _raftsql_meta SET value = iif(key = 'applied_index', ?, ?) WHERE key IN ('applied_index', 'applied_term')", int64(index), int64(term))
+	return err
+}
+
+func setMeta(c *sconn, key string, v int64) error {
+	_, err := c.query("UPDATE _raftsql_meta SET value = ? WHERE key = ?", v, key)
+	return err
+}

@@ -1,0 +1,263 @@
+package fsm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+const restoreSuffix = ".restore"
+
+// SnapshotMeta is what a snapshot file says about itself (kept in its
+// _raftsql_meta table).
+type SnapshotMeta struct {
+	Index uint64 // the applied index the file holds
+	Term  uint64 // the term of that entry
+	// ConfIndex is the index of the last configuration entry applied.
+	ConfIndex uint64
+}
+
+// SnapshotFile writes a consistent copy of the database, as of one applied
+// index, to path (through a temp file, fsync and rename) while writes go
+// on, and returns that index. The file is an ordinary SQLite database (a
+// backup): it opens with sqlite3 and carries its index in _raftsql_meta.
+func (f *FSM) SnapshotFile(ctx context.Context, path string) (uint64, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return 0, fmt.Errorf("fsm: snapshot: %w", err)
+	}
+	tmpPath := tmp.Name()
+	tmp.Close()
+	defer removeDB(tmpPath)
+	idx, err := f.backupInto(ctx, tmpPath)
+	if err != nil {
+		return 0, err
+	}
+	if err := syncFile(tmpPath); err != nil {
+		return 0, fmt.Errorf("fsm: snapshot: %w", err)
+	}
+	if err := os.Rename(tmpPath, path); err != nil {
+		return 0, fmt.Errorf("fsm: snapshot: %w", err)
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return 0, fmt.Errorf("fsm: snapshot: %w", err)
+	}
+	return idx, nil
+}
+
+// Snapshot writes a consistent copy of the database to w (see
+// SnapshotFile) and returns its applied index.
+func (f *FSM) Snapshot(ctx context.Context, w io.Writer) (uint64, error) {
+	tmp, err := os.CreateTemp(f.dir, "snapshot-*.db")
+	if err != nil {
+		return 0, fmt.Errorf("fsm: snapshot: %w", err)
+	}
+	tmpPath := tmp.Name()
+	tmp.Close()
+	defer removeDB(tmpPath)
+	idx, err := f.backupInto(ctx, tmpPath)
+	if err != nil {
+		return 0, err
+	}
+	src, err := os.Open(tmpPath)
+	if err != nil {
+		return 0, fmt.Errorf("fsm: snapshot: %w", err)
+	}
+	defer src.Close()
+	if _, err := io.Copy(w, src); err != nil {
+		return 0, fmt.Errorf("fsm: snapshot: write: %w", err)
+	}
+	return idx, nil
+}
+
+// backupInto copies the database into the (empty) file at path with the
+// online backup API, in one read transaction of a pool connection, and
+// returns the applied index of that transaction.
+func (f *FSM) backupInto(ctx context.Context, path string) (uint64, error) {
+	f.rmu.RLock()
+	defer f.rmu.RUnlock()
+	c, err := f.acquire(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer f.release(c)
+	dst, err := openConn(path, sqlite3.SQLITE_OPEN_READWRITE|sqlite3.SQLITE_OPEN_CREATE, nil)
+	if err != nil {
+		return 0, fmt.Errorf("fsm: snapshot: %w", err)
+	}
+	defer dst.close()
+	if err := c.exec("BEGIN"); err != nil {
+		return 0, fmt.Errorf("fsm: snapshot: %w", err)
+	}
+	defer func() { _ = c.exec("ROLLBACK") }()
+	// Reading the index opens the read transaction the backup then uses:
+	// the copy and the index are of the same state.
+	idx, err := readMeta(c, "applied_index")
+	if err != nil {
+		return 0, fmt.Errorf("fsm: snapshot: %w", err)
+	}
+	if err := c.backupTo(dst); err != nil {
+		return 0, fmt.Errorf("fsm: snapshot: %w", err)
+	}
+	// Keep the copy in rollback-journal mode on disk: a single file,
+	// readable by any sqlite3 without -wal/-shm companions.
+	if err := dst.exec("PRAGMA journal_mode=DELETE"); err != nil {
+		return 0, fmt.Errorf("fsm: snapshot: %w", err)
+	}
+	return idx, nil
+}
+
+// ReadSnapshotMeta checks that path is a raftsql snapshot (an intact
+// SQLite database with the fsm's tables) and returns its meta.
+func ReadSnapshotMeta(path string) (SnapshotMeta, error) {
+	var m SnapshotMeta
+	if _, err := os.Stat(path); err != nil {
+		return m, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
+	}
+	c, err := openConn(path, sqlite3.SQLITE_OPEN_READONLY, nil)
+	if err != nil {
+		return m, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
+	}
+	defer c.close()
+	rows, err := c.query("PRAGMA quick_check")
+	if err != nil {
+		return m, fmt.Errorf("%w: %s: %w", ErrBadSnapshot, path, err)
+	}
+	if len(rows) != 1 || rows[0][0] != "ok" {
+		return m, fmt.Errorf("%w: %s: quick_check: %v", ErrBadSnapshot, path, rows)
+	}
+	for key, dst := range map[string]*uint64{"applied_index": &m.Index, "applied_term": &m.Term, "conf_index": &m.ConfIndex} {
+		v, err := readMeta(c, key)
+		if err != nil {
+			return m, fmt.Errorf("%w: %s: %w", ErrBadSnapshot, path, err)
+		}
+		*dst = v
+	}
+	return m, nil
+}
+
+// Restore replaces the database with the snapshot file at path,
+// atomically: the file is checked, copied next to the database, fsynced
+// and renamed over it; then the connections are reopened. Reads and
+// Apply wait meanwhile (they never see a mix of both states). Afterwards
+// AppliedIndex() is the snapshot's index. Pending waiters get ErrRestored.
+func (f *FSM) Restore(ctx context.Context, path string) error {
+	meta, err := ReadSnapshotMeta(path)
+	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	tmp := f.path + restoreSuffix
+	if err := copyFile(path, tmp); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("fsm: restore: %w", err)
+	}
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	f.rmu.Lock()
+	defer f.rmu.Unlock()
+	if f.closed {
+		_ = os.Remove(tmp)
+		return ErrClosed
+	}
+	if err := f.closeConns(); err != nil {
+		f.log.Warn("fsm: restore: closing connections", "err", err)
+	}
+	// The old WAL must never meet the new file: remove it (closing the
+	// last connection checkpointed it) before the rename.
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if err := os.Remove(f.path + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			f.closed = true
+			return fmt.Errorf("fsm: restore: %w", err)
+		}
+	}
+	if err := syncDir(f.dir); err != nil {
+		f.closed = true
+		return fmt.Errorf("fsm: restore: %w", err)
+	}
+	if err := os.Rename(tmp, f.path); err != nil {
+		f.closed = true
+		return fmt.Errorf("fsm: restore: %w", err)
+	}
+	if err := syncDir(f.dir); err != nil {
+		f.closed = true
+		return fmt.Errorf("fsm: restore: %w", err)
+	}
+	if err := f.openConns(); err != nil {
+		f.closed = true
+		return fmt.Errorf("fsm: restore: reopen: %w", err)
+	}
+	f.waiters.failAll(ErrRestored)
+	f.log.Info("fsm restored from snapshot", "path", path, "applied_index", meta.Index, "applied_term", meta.Term)
+	return nil
+}
+
+// Checkpoint copies the WAL into the database file and truncates it (for
+// backups by file copy and for comparing replicas).
+func (f *FSM) Checkpoint(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	if f.w == nil {
+		return ErrClosed
+	}
+	return f.w.checkpoint()
+}
+
+func copyFile(from, to string) error {
+	src, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		return err
+	}
+	if err := dst.Sync(); err != nil {
+		dst.Close()
+		return err
+	}
+	return dst.Close()
+}
+
+func syncFile(path string) error {
+	fh, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	if err := fh.Sync(); err != nil {
+		fh.Close()
+		return err
+	}
+	return fh.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// removeDB removes a database file and its companions, ignoring errors.
+func removeDB(path string) {
+	for _, s := range []string{"", "-journal", "-wal", "-shm"} {
+		_ = os.Remove(path + s)
+	}
+}
