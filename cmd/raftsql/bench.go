@@ -117,7 +117,8 @@ func (d pgxDriver) connConfig(host string) (*pgx.ConnConfig, error) {
 	if d.cfg.ReadConsistency != "" {
 		q.Set("options", "-c raftsql.read_consistency="+d.cfg.ReadConsistency)
 	}
-	u.RawQuery = q.Encode()
+	// Spaces as %20: pgx does not read '+' in a URL query as a space.
+	u.RawQuery = strings.ReplaceAll(q.Encode(), "+", "%20")
 	return pgx.ParseConfig(u.String())
 }
 
@@ -264,15 +265,12 @@ func runBench(ctx context.Context, cfg benchConfig, driver benchDriver, now func
 		fmt.Fprintf(out, ", %s\n", cfg.Duration)
 	}
 
-	runCtx, cancel := ctx, context.CancelFunc(func() {})
-	if cfg.Ops == 0 {
-		runCtx, cancel = context.WithTimeout(ctx, cfg.Duration)
-	}
-	defer cancel()
 
+	// Connect everything before the clock starts, so the run measures the
+	// load and not the connection storm. A failed dial is counted and the
+	// worker keeps trying during the run.
 	workers := make([]*benchWorker, cfg.Conns)
 	var wg sync.WaitGroup
-	start := now()
 	for i := range workers {
 		w := &benchWorker{
 			b:    b,
@@ -280,6 +278,26 @@ func runBench(ctx context.Context, cfg benchConfig, driver benchDriver, now func
 			rnd:  rand.New(rand.NewPCG(cfg.Seed, uint64(i))),
 		}
 		workers[i] = w
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := driver.Dial(ctx, w.host)
+			if err != nil {
+				w.dialErrs++
+				b.noteError(fmt.Errorf("dial %s: %w", w.host, err))
+				return
+			}
+			w.conn = c
+		}()
+	}
+	wg.Wait()
+	runCtx, cancel := ctx, context.CancelFunc(func() {})
+	if cfg.Ops == 0 {
+		runCtx, cancel = context.WithTimeout(ctx, cfg.Duration)
+	}
+	defer cancel()
+	start := now()
+	for _, w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -77,9 +78,16 @@ func sqlFake(sql string) ([]result, error) {
 }
 
 // stepClock advances by step on every call, so \timing prints a known value.
+// It is safe for concurrent use.
 func stepClock(step time.Duration) func() time.Time {
+	var mu sync.Mutex
 	t := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	return func() time.Time { t = t.Add(step); return t }
+	return func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		t = t.Add(step)
+		return t
+	}
 }
 
 func newTestShell(handle func(string) ([]result, error)) (*shell, *fakeConn, *strings.Builder, *strings.Builder) {
