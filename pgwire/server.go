@@ -1,0 +1,187 @@
+package pgwire
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+)
+
+// Config configures a Server. Engine is required; everything else has a
+// default.
+type Config struct {
+	// Engine runs the SQL (required).
+	Engine Engine
+	// Logger receives connection-level events; nil discards them.
+	Logger *slog.Logger
+	// MaxMessageSize bounds one client message body in bytes (default
+	// 64 MiB). A bigger message gets 08P01 and the connection is closed.
+	MaxMessageSize int
+	// MaxConns bounds concurrent client connections (0: no bound). Extra
+	// connections get 53300 "too many connections" and are closed.
+	MaxConns int
+	// TLSConfig, when set, makes the server answer SSLRequest with 'S'
+	// and run the rest of the connection over TLS. Nil answers 'N'.
+	TLSConfig *tls.Config
+	// Authenticate is called with the startup user and database before
+	// AuthenticationOk; an error refuses the connection (28000). Nil
+	// accepts everyone. (Password exchange, e.g. SCRAM, will hook in here.)
+	Authenticate func(ctx context.Context, user, database string) error
+	// ServerVersion is reported as server_version and by version()
+	// (default "15.0 (raftsql)"); clients need a 15.x-looking value.
+	ServerVersion string
+	// Rand is the source of BackendKeyData secrets (default crypto/rand).
+	Rand io.Reader
+	// StartupTimeout bounds the startup handshake (default 30s).
+	StartupTimeout time.Duration
+}
+
+const defaultMaxMessageSize = 64 << 20
+
+// Server is a PostgreSQL wire-protocol front end for an Engine.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	conns   map[uint32]*conn // by BackendKeyData process id
+	nextPID uint32
+	wg      sync.WaitGroup
+}
+
+// NewServer checks cfg and returns a Server; it starts nothing.
+func NewServer(cfg Config) (*Server, error) {
+	if cfg.Engine == nil {
+		return nil, errors.New("pgwire: Config.Engine is required")
+	}
+	if cfg.MaxMessageSize <= 0 {
+		cfg.MaxMessageSize = defaultMaxMessageSize
+	}
+	if cfg.ServerVersion == "" {
+		cfg.ServerVersion = "15.0 (raftsql)"
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	if cfg.StartupTimeout <= 0 {
+		cfg.StartupTimeout = 30 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{cfg: cfg, log: log, conns: make(map[uint32]*conn), nextPID: 1000}, nil
+}
+
+// Serve accepts connections on ln until ctx ends or ln fails, serving each
+// in its own goroutine. When ctx ends it closes ln and every connection,
+// waits for their goroutines and returns ErrServerClosed.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	var err error
+	for {
+		var nc net.Conn
+		nc, err = ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && ctx.Err() == nil {
+				continue
+			}
+			break
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.serveConn(ctx, nc)
+		}()
+	}
+	cancel()
+	s.mu.Lock()
+	for _, c := range s.conns {
+		c.nc.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	if ctx.Err() != nil {
+		return ErrServerClosed
+	}
+	return fmt.Errorf("pgwire: accept: %w", err)
+}
+
+// ServeConn serves one already-accepted connection until it ends (used by
+// tests and by callers with their own accept loop).
+func (s *Server) ServeConn(ctx context.Context, nc net.Conn) {
+	s.serveConn(ctx, nc)
+}
+
+func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
+	c := newConn(s, nc)
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("pgwire: connection panic", "remote", nc.RemoteAddr().String(), "panic", r)
+		}
+		s.unregister(c)
+		c.close()
+	}()
+	c.serve(ctx)
+}
+
+// register gives c a process id and secret and makes it cancelable;
+// it fails when MaxConns connections are open.
+func (s *Server) register(c *conn) error {
+	var b [4]byte
+	if _, err := io.ReadFull(s.cfg.Rand, b[:]); err != nil {
+		return fmt.Errorf("pgwire: backend key: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cfg.MaxConns > 0 && len(s.conns) >= s.cfg.MaxConns {
+		return &Error{Code: "53300", Message: "sorry, too many clients already"}
+	}
+	for {
+		s.nextPID++
+		if s.nextPID == 0 {
+			continue
+		}
+		if _, used := s.conns[s.nextPID]; !used {
+			break
+		}
+	}
+	c.pid = s.nextPID
+	c.secret = append([]byte(nil), b[:]...)
+	s.conns[c.pid] = c
+	return nil
+}
+
+func (s *Server) unregister(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.pid != 0 && s.conns[c.pid] == c {
+		delete(s.conns, c.pid)
+	}
+}
+
+// cancel cancels the running statement of the connection with this key.
+// A wrong key is ignored, as PostgreSQL does.
+func (s *Server) cancel(pid uint32, secret []byte) {
+	s.mu.Lock()
+	c := s.conns[pid]
+	s.mu.Unlock()
+	if c == nil || !bytes.Equal(c.secret, secret) {
+		s.log.Debug("pgwire: cancel request with unknown key", "pid", pid)
+		return
+	}
+	c.cancelRunning()
+}
