@@ -41,7 +41,7 @@ func (n *Node) run() {
 		if !n.drain(ticker.C) {
 			return
 		}
-		n.reads.issue(n.rn, n.tickN)
+		n.reads.issue(n.rn.ReadIndex, n.tickN)
 		if n.rn.HasReady() {
 			if err := n.handleReady(); err != nil {
 				n.quit(err)

@@ -37,7 +37,8 @@ func newReadBatcher(nonce [8]byte) readBatcher {
 func (b *readBatcher) add(r *readReq) { b.unissued = append(b.unissued, r) }
 
 // issue sends one core request for every caller queued since the last one.
-func (b *readBatcher) issue(rn *consensus.RawNode, tick uint64) {
+// readIndex is called with the request context (RawNode.ReadIndex).
+func (b *readBatcher) issue(readIndex func(rctx []byte), tick uint64) {
 	live := b.unissued[:0]
 	for _, r := range b.unissued {
 		if r.ctx.Err() == nil {
@@ -55,7 +56,7 @@ func (b *readBatcher) issue(rn *consensus.RawNode, tick uint64) {
 	binary.BigEndian.PutUint64(rctx[8:], b.seq)
 	b.pending[string(rctx)] = &readBatch{waiters: live, issued: tick}
 	b.unissued = nil
-	rn.ReadIndex(rctx)
+	readIndex(rctx)
 }
 
 // answer wakes the callers of every answered request.

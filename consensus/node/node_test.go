@@ -1,0 +1,430 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/raftsql/raftsql/consensus"
+)
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// Proposals made on the leader and on followers (forwarded by the core)
+// are applied in one order on every node.
+func TestReplicateSameOrderOnAllNodes(t *testing.T) {
+	c := newCluster(t, 3)
+	c.startAll()
+	l := c.leader()
+
+	const per = 15
+	var wg sync.WaitGroup
+	var want []string
+	for _, n := range c.nodes {
+		for i := range per {
+			want = append(want, fmt.Sprintf("%s-%d", n.ID(), i))
+		}
+		wg.Go(func() {
+			for i := range per {
+				propose(t, n, fmt.Sprintf("%s-%d", n.ID(), i))
+			}
+		})
+	}
+	wg.Wait()
+	lf := c.fsms[l.ID()]
+	eventually(t, "leader to apply all proposals", func() bool { return len(lf.values()) >= len(want) })
+	got := lf.values()
+	if !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want))) {
+		t.Fatalf("leader applied %q, want the set %q", got, want)
+	}
+	// Each proposer's own values stay in its order.
+	for id := range c.nodes {
+		var mine []string
+		for _, v := range got {
+			if len(v) > len(id) && v[:len(id)+1] == id+"-" {
+				mine = append(mine, v)
+			}
+		}
+		for i, v := range mine {
+			if v != fmt.Sprintf("%s-%d", id, i) {
+				t.Fatalf("values of %s out of order: %q", id, mine)
+			}
+		}
+	}
+	c.waitValues(got)
+	for id, n := range c.nodes {
+		st := n.Status()
+		if st.Applied != c.fsms[id].AppliedIndex() || st.Applied < uint64(len(want)) {
+			t.Errorf("%s: Status.Applied %d, fsm applied %d", id, st.Applied, c.fsms[id].AppliedIndex())
+		}
+	}
+}
+
+// ReadIndex on a follower returns an index at or past every write the
+// leader acknowledged before the call; once applied, the write is visible.
+func TestReadIndexOnFollowers(t *testing.T) {
+	c := newCluster(t, 3)
+	c.startAll()
+	l := c.leader()
+	ctx := ctxT(t)
+
+	for round := range 3 {
+		v := fmt.Sprintf("w%d", round)
+		propose(t, l, v)
+		eventually(t, "leader applies "+v, func() bool { return c.fsms[l.ID()].has(v) })
+		acked := l.AppliedIndex()
+		for _, f := range c.followers(l) {
+			idx, err := f.ReadIndex(ctx)
+			if err != nil {
+				t.Fatalf("ReadIndex on %s: %v", f.ID(), err)
+			}
+			if idx < acked {
+				t.Fatalf("ReadIndex on %s = %d, below acknowledged write at %d", f.ID(), idx, acked)
+			}
+			if err := f.WaitApplied(ctx, idx); err != nil {
+				t.Fatal(err)
+			}
+			if !c.fsms[f.ID()].has(v) {
+				t.Fatalf("%s applied %d but does not have %q", f.ID(), idx, v)
+			}
+		}
+	}
+
+	// Many concurrent readers on a follower and on the leader.
+	acked := l.AppliedIndex()
+	var wg sync.WaitGroup
+	errc := make(chan error, 128)
+	for i := range 64 {
+		n := c.followers(l)[0]
+		if i%2 == 0 {
+			n = l
+		}
+		wg.Go(func() {
+			idx, err := n.ReadIndex(ctx)
+			if err == nil && idx < acked {
+				err = fmt.Errorf("%s: read index %d < %d", n.ID(), idx, acked)
+			}
+			if err != nil {
+				errc <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Error(err)
+	}
+}
+
+// When the leader stops, the others elect a new one and keep committing;
+// the old leader catches up when it comes back.
+func TestLeaderStopElectsNewLeader(t *testing.T) {
+	c := newCluster(t, 3)
+	c.startAll()
+	old := c.leader()
+	propose(t, old, "a")
+	c.waitValues([]string{"a"})
+	oldTerm := old.Status().Term
+
+	c.stop(old.ID())
+	nl := c.leader()
+	if nl.ID() == old.ID() || nl.Status().Term <= oldTerm {
+		t.Fatalf("new leader %s term %d, old %s term %d", nl.ID(), nl.Status().Term, old.ID(), oldTerm)
+	}
+	propose(t, c.followers(nl)[0], "b") // forwarded to the new leader
+	c.waitValues([]string{"a", "b"})
+
+	c.start(old.ID())
+	c.leader()
+	c.waitValues([]string{"a", "b"})
+}
+
+// A restarted cluster keeps its log, and its state machines apply nothing
+// twice (testFSM fails the test on a second application of an index); a
+// state machine that lost everything is replayed from the log.
+func TestRestartFromStore(t *testing.T) {
+	c := newCluster(t, 3)
+	c.startAll()
+	l := c.leader()
+	var want []string
+	for i := range 10 {
+		v := fmt.Sprintf("v%d", i)
+		want = append(want, v)
+		propose(t, l, v)
+	}
+	c.waitValues(want)
+	last := map[string]uint64{}
+	for id, n := range c.nodes {
+		last[id] = n.Status().LastIndex
+	}
+
+	c.stopAll()
+	c.fsms["n3"] = newTestFSM(t) // n3's state machine lost its data
+	c.startAll()
+	for id, n := range c.nodes {
+		if got := n.Status().LastIndex; got < last[id] {
+			t.Errorf("%s: last index %d after restart, %d before", id, got, last[id])
+		}
+	}
+	l = c.leader()
+	want = append(want, "after")
+	propose(t, l, "after")
+	c.waitValues(want)
+}
+
+// LeaseValid is false on followers, becomes true on the leader, and is
+// false on an isolated leader by the time the others have elected a new
+// leader.
+func TestLeaseAndPartition(t *testing.T) {
+	c := newCluster(t, 3)
+	c.startAll()
+	l := c.leader()
+	eventually(t, "leader lease", l.LeaseValid)
+	for _, f := range c.followers(l) {
+		if f.LeaseValid() {
+			t.Fatalf("follower %s has a lease", f.ID())
+		}
+	}
+	term := l.Status().Term
+
+	c.net.isolate(l.ID(), c.ids...)
+	eventually(t, "a new leader in the majority", func() bool {
+		for _, f := range c.followers(l) {
+			if st := f.Status(); st.Role == consensus.RoleLeader && st.Term > term {
+				// The old leader's lease must be over before a new
+				// leader exists (it cannot be renewed meanwhile).
+				if l.LeaseValid() {
+					t.Fatalf("old leader %s still has a lease while %s leads term %d", l.ID(), f.ID(), st.Term)
+				}
+				return true
+			}
+		}
+		return false
+	})
+	eventually(t, "isolated leader steps down (check-quorum)", func() bool {
+		return l.Status().Role != consensus.RoleLeader
+	})
+	if l.LeaseValid() {
+		t.Fatal("stepped-down leader has a lease")
+	}
+	c.net.heal()
+	nl := c.leader()
+	if nl.Status().Term <= term {
+		t.Fatalf("leader term %d after heal, was %d", nl.Status().Term, term)
+	}
+}
+
+// fakeClock is a manual clock for the lease arithmetic.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (f *fakeClock) Now() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.now
+}
+
+func (f *fakeClock) advance(d time.Duration) {
+	f.mu.Lock()
+	f.now = f.now.Add(d)
+	f.mu.Unlock()
+}
+
+// The lease ends exactly LeaseDuration after the newest acknowledged
+// round's tick began, by the injected clock.
+func TestLeaseExpiresByClock(t *testing.T) {
+	c := newCluster(t, 3)
+	clk := &fakeClock{now: time.Unix(1000, 0)}
+	c.clock = clk.Now
+	c.et = 2 * time.Second // the isolated leader must not step down during the check
+	c.startAll()
+	l := c.leader()
+	eventually(t, "leader lease", l.LeaseValid)
+	d := l.LeaseDuration()
+	if want := c.et - testHeartbeat/2 - c.et/10; d != want {
+		t.Fatalf("LeaseDuration = %v, want %v", d, want)
+	}
+	// Every tick began at the frozen time, so the lease ends at start+d.
+	c.net.isolate(l.ID(), c.ids...)
+	clk.advance(d - time.Millisecond)
+	if !l.LeaseValid() {
+		t.Fatal("lease ended early")
+	}
+	clk.advance(time.Millisecond)
+	if l.LeaseValid() {
+		t.Fatal("lease still valid at its end")
+	}
+}
+
+// A leadership transfer ends the lease at once and hands over leadership.
+func TestTransferLeadership(t *testing.T) {
+	c := newCluster(t, 3)
+	c.startAll()
+	l := c.leader()
+	propose(t, l, "x")
+	c.waitValues([]string{"x"})
+	eventually(t, "leader lease", l.LeaseValid)
+	to := c.followers(l)[0].ID()
+	if err := l.TransferLeadership(ctxT(t), to); err != nil {
+		t.Fatalf("transfer to %s: %v", to, err)
+	}
+	if l.LeaseValid() {
+		t.Fatal("old leader kept its lease after a transfer")
+	}
+	if got := c.leader().ID(); got != to {
+		t.Fatalf("leader %s, want %s", got, to)
+	}
+	if err := c.nodes[to].TransferLeadership(ctxT(t), "nobody"); !errors.Is(err, ErrTransferFailed) {
+		t.Fatalf("transfer to unknown node: %v, want ErrTransferFailed", err)
+	}
+}
+
+// A node that joins with an empty store and no Peers is added as a learner
+// and catches up.
+func TestJoinAsLearner(t *testing.T) {
+	c := newCluster(t, 3)
+	c.startAll()
+	l := c.leader()
+	propose(t, l, "before")
+	c.waitValues([]string{"before"})
+
+	c.ids = append(c.ids, "n4")
+	c.fsms["n4"] = newTestFSM(t)
+	n4 := c.startWith("n4", nil, c.peers()[:3])
+	if err := l.ProposeConfChange(ctxT(t), consensus.ConfChange{Type: consensus.ConfAddLearner, ID: "n4", Addr: "mem:n4"}); err != nil {
+		t.Fatal(err)
+	}
+	propose(t, l, "after")
+	c.waitValues([]string{"before", "after"})
+	eventually(t, "n4 reports itself a learner", func() bool { return n4.Status().Role == consensus.RoleLearner })
+}
+
+func TestStoppedAndBadInput(t *testing.T) {
+	c := newCluster(t, 1)
+	c.startAll()
+	n := c.leader()
+	ctx := ctxT(t)
+	if err := n.Propose(ctx, make([]byte, DefaultMaxProposalBytes+1)); !errors.Is(err, ErrProposalTooLarge) {
+		t.Fatalf("oversized proposal: %v", err)
+	}
+	propose(t, n, "one")
+	c.waitValues([]string{"one"})
+	c.stop("n1")
+	if err := n.Propose(ctx, []byte("late")); !errors.Is(err, ErrStopped) {
+		t.Fatalf("Propose after Stop: %v", err)
+	}
+	if _, err := n.ReadIndex(ctx); !errors.Is(err, ErrStopped) {
+		t.Fatalf("ReadIndex after Stop: %v", err)
+	}
+	if n.LeaseValid() {
+		t.Fatal("stopped node has a lease")
+	}
+	select {
+	case <-n.Done():
+	default:
+		t.Fatal("Done not closed after Stop")
+	}
+}
+
+func TestConfigTiming(t *testing.T) {
+	base := Config{ID: "a", Store: nopStore{}, Transport: newMemNet().transport("a"), StateMachine: newTestFSM(t)}
+	cfg, tm, err := base.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ElectionTimeout != DefaultElectionTimeout || tm.tick != 75*time.Millisecond ||
+		tm.electionTick != 20 || tm.heartbeatTick != 2 || tm.lease != 1275*time.Millisecond {
+		t.Fatalf("defaults: cfg %v/%v timing %+v", cfg.ElectionTimeout, cfg.HeartbeatInterval, tm)
+	}
+	far := base
+	far.ElectionTimeout, far.MinClusterElectionTimeout = 5*time.Second, time.Second
+	if _, tm, _ := far.withDefaults(); tm.lease != time.Second-75*time.Millisecond-100*time.Millisecond || tm.electionTick != 67 {
+		t.Fatalf("far node timing %+v", tm)
+	}
+	for _, bad := range []Config{
+		{ID: "", Store: base.Store, Transport: base.Transport, StateMachine: base.StateMachine},
+		{ID: "a"},
+		{ID: "a", Store: base.Store, Transport: base.Transport, StateMachine: base.StateMachine, ElectionTimeout: time.Second, HeartbeatInterval: 500 * time.Millisecond},
+	} {
+		if _, _, err := bad.withDefaults(); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%+v: err %v, want ErrInvalidConfig", bad, err)
+		}
+	}
+}
+
+type nopStore struct{ LogStore }
+
+func TestTickClock(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	c := newTickClock(4, t0)
+	if at, ok := c.at(0); !ok || !at.Equal(t0) {
+		t.Fatalf("tick 0: %v %v", at, ok)
+	}
+	if _, ok := c.at(1); ok {
+		t.Fatal("future tick known")
+	}
+	for i := uint64(1); i <= 10; i++ {
+		c.record(i, t0.Add(time.Duration(i)*time.Second))
+	}
+	if at, ok := c.at(7); !ok || !at.Equal(t0.Add(7*time.Second)) {
+		t.Fatalf("tick 7: %v %v", at, ok)
+	}
+	if _, ok := c.at(6); ok {
+		t.Fatal("tick 6 should be forgotten")
+	}
+}
+
+// All callers queued in one iteration share one core request; answers
+// reach every one of them; unanswered requests are asked again.
+func TestReadBatcher(t *testing.T) {
+	b := newReadBatcher([8]byte{1})
+	var asked [][]byte
+	ask := func(rctx []byte) { asked = append(asked, rctx) }
+	reqs := make([]*readReq, 5)
+	for i := range reqs {
+		reqs[i] = &readReq{ctx: context.Background(), resc: make(chan uint64, 1)}
+		b.add(reqs[i])
+	}
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	b.add(&readReq{ctx: canceled, resc: make(chan uint64, 1)})
+	b.issue(ask, 10)
+	b.issue(ask, 10) // nothing new
+	if len(asked) != 1 {
+		t.Fatalf("%d core requests, want 1", len(asked))
+	}
+	b.retryStale(12, 4) // not stale yet
+	if len(b.pending) != 1 || len(b.pending[string(asked[0])].waiters) != 5 {
+		t.Fatalf("pending %v", b.pending)
+	}
+	b.retryStale(14, 4)
+	b.issue(ask, 14)
+	if len(asked) != 2 || string(asked[0]) == string(asked[1]) {
+		t.Fatalf("retry: asked %x", asked)
+	}
+	b.answer([]consensus.ReadState{{Index: 7, RequestCtx: asked[0]}}) // stale answer: ignored
+	b.answer([]consensus.ReadState{{Index: 9, RequestCtx: asked[1]}})
+	for i, r := range reqs {
+		select {
+		case idx := <-r.resc:
+			if idx != 9 {
+				t.Fatalf("req %d got %d", i, idx)
+			}
+		default:
+			t.Fatalf("req %d not answered", i)
+		}
+	}
+	if len(b.pending) != 0 {
+		t.Fatalf("pending left: %v", b.pending)
+	}
+}
