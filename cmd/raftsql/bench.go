@@ -265,7 +265,6 @@ func runBench(ctx context.Context, cfg benchConfig, driver benchDriver, now func
 		fmt.Fprintf(out, ", %s\n", cfg.Duration)
 	}
 
-
 	// Connect everything before the clock starts, so the run measures the
 	// load and not the connection storm. A failed dial is counted and the
 	// worker keeps trying during the run.
