@@ -17,7 +17,8 @@ import "strings"
 //     in reads);
 //   - TEMP objects: they live in the writer connection, not the database,
 //     and vanish on restart;
-//   - the fsm's own tables (_raftsql_*).
+//   - the fsm's own tables (_raftsql_*) and raw page access
+//     (sqlite_dbpage).
 //
 // The check is lexical (comments and string literals skipped, quoted
 // identifiers understood), so it is deterministic and identical on every
@@ -177,6 +178,9 @@ func checkStatement(sql string, inLog bool) *SQLError {
 		}
 		if inLog && (t.word || t.quoted) && strings.EqualFold(t.text, "TEMP") && i+1 < len(toks) && toks[i+1].text == "." {
 			return notAllowed("the temp schema is not supported in writes")
+		}
+		if inLog && (t.word || t.quoted) && strings.EqualFold(t.text, "SQLITE_DBPAGE") {
+			return notAllowed("sqlite_dbpage may not be used in writes")
 		}
 		if inLog && (t.word || t.quoted) && len(t.text) >= len(internalPrefix) && strings.EqualFold(t.text[:len(internalPrefix)], internalPrefix) {
 			return notAllowed("tables named " + internalPrefix + "* are reserved by raftsql")
