@@ -434,7 +434,7 @@ func (n *Node) DSN(consistency string) string {
 	if consistency != "" {
 		q.Set("options", "-c raftsql.read_consistency="+consistency)
 	}
-	u.RawQuery = q.Encode()
+	u.RawQuery = strings.ReplaceAll(q.Encode(), "+", "%20")
 	return u.String()
 }
 
