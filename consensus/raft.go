@@ -671,8 +671,15 @@ func stepLeader(r *raft, m Message) error {
 	case MsgHeartbeatResp:
 		pr.recentActive = true
 		pr.probeSent = false
+		// The MsgApps that filled the window may all have been lost: free
+		// one slot so that replication can find out.
+		if pr.state == stateReplicate && pr.inflights.full() {
+			pr.inflights.last = slices.Delete(pr.inflights.last, 0, 1)
+		}
 		if pr.match < r.log.lastIndex() {
-			r.sendAppend(m.From, false)
+			// Even with nothing new to send: the MsgApps in flight may
+			// have been lost, and an empty one finds that out.
+			r.sendAppend(m.From, true)
 		}
 		if len(m.Context) == 8 {
 			round := binary.BigEndian.Uint64(m.Context)
