@@ -311,6 +311,7 @@ func (c *conn) handle(ctx context.Context, msg pgproto3.FrontendMessage) bool {
 		c.runPending(ctx)
 		c.skipToSync = false
 		c.simpleQuery(ctx, m.String)
+		c.skipToSync = false
 		return c.readyForQuery()
 	case *pgproto3.Sync:
 		c.runPending(ctx)

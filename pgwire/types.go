@@ -235,7 +235,7 @@ func encodeText(v any, oid uint32) []byte {
 				return boolText(b)
 			}
 		}
-		if oid == oidBytea {
+		if oid == oidBytea && !isHexBytea(x) {
 			return []byte(`\x` + hex.EncodeToString([]byte(x)))
 		}
 		return []byte(x)
@@ -249,6 +249,17 @@ func encodeText(v any, oid uint32) []byte {
 		return []byte(`\x` + hex.EncodeToString(x))
 	}
 	return []byte(fmt.Sprint(v))
+}
+
+// isHexBytea reports whether s is bytea's hex text form (\x...), which a
+// client that inlines bytea literals (simple protocol) leaves in a
+// bytea column as text.
+func isHexBytea(s string) bool {
+	if len(s) < 2 || s[0] != '\\' || s[1] != 'x' || len(s)%2 != 0 {
+		return false
+	}
+	_, err := hex.DecodeString(s[2:])
+	return err == nil
 }
 
 func boolText(b bool) []byte {
@@ -400,6 +411,9 @@ func encodeBinary(v any, oid uint32) ([]byte, error) {
 		case []byte:
 			return x, nil
 		case string:
+			if isHexBytea(x) {
+				return hex.DecodeString(x[2:])
+			}
 			return []byte(x), nil
 		}
 		return encodeText(v, oidText), nil
