@@ -62,6 +62,8 @@ func (n *Node) applyLoop(ctx context.Context) {
 					return
 				}
 				last = batch[len(batch)-1].Index
+				n.metrics.applied.Add(uint64(len(batch)))
+				n.metrics.applyBatches.Add(1)
 				n.setApplied(last)
 			}
 		}

@@ -105,6 +105,8 @@ type cluster struct {
 	nodes map[string]*Node
 	clock func() time.Time
 	et    time.Duration
+	// wrap, if set, wraps each node's store (fault injection).
+	wrap func(id string, st LogStore) LogStore
 }
 
 const (
@@ -155,6 +157,10 @@ func (c *cluster) startWith(id string, peers, contacts []consensus.Member) *Node
 	if err != nil {
 		c.t.Fatalf("open store %s: %v", id, err)
 	}
+	var ls LogStore = st
+	if c.wrap != nil {
+		ls = c.wrap(id, st)
+	}
 	seed := uint64(1)
 	for _, b := range []byte(id) {
 		seed = seed*31 + uint64(b)
@@ -165,7 +171,7 @@ func (c *cluster) startWith(id string, peers, contacts []consensus.Member) *Node
 		Contacts:          contacts,
 		ElectionTimeout:   c.et,
 		HeartbeatInterval: testHeartbeat,
-		Store:             st,
+		Store:             ls,
 		Transport:         c.net.transport(id),
 		StateMachine:      c.fsms[id],
 		Logger:            testLogger(c.t, id),

@@ -41,7 +41,10 @@ func (n *Node) run() {
 		if !n.drain(ticker.C) {
 			return
 		}
-		n.reads.issue(n.rn.ReadIndex, n.tickN)
+		n.reads.issue(func(rctx []byte) {
+			n.metrics.readRequests.Add(1)
+			n.rn.ReadIndex(rctx)
+		}, n.tickN)
 		if n.rn.HasReady() {
 			if err := n.handleReady(); err != nil {
 				n.quit(err)
@@ -139,7 +142,7 @@ func (n *Node) handleReady() error {
 		n.lastLead = rd.SoftState.Lead
 		n.reads.reissueAll() // a new leader: pending reads ask it at once
 	}
-	n.reads.answer(rd.ReadStates)
+	n.metrics.readCallers.Add(uint64(n.reads.answer(rd.ReadStates)))
 
 	local := n.send(rd.MessagesBeforePersist, nil)
 	if err := n.persist(rd); err != nil {
@@ -213,7 +216,9 @@ func (n *Node) persist(rd consensus.Ready) error {
 		return fmt.Errorf("node: save %d entries (hard state %+v): %w", len(rd.Entries), hs, err)
 	}
 	n.hsDirty = false
-	if d := time.Since(start); d > slowSave {
+	d := time.Since(start)
+	n.metrics.noteSave(len(rd.Entries), d)
+	if d > slowSave {
 		n.log.Warn("slow log write", "duration", d, "entries", len(rd.Entries))
 	}
 	return nil

@@ -60,6 +60,7 @@ type Node struct {
 	stopc    chan struct{} // closed when the node starts stopping
 	done     chan struct{} // closed when loop, applier, transport and store are down
 	dropped  atomic.Uint64 // inbound messages dropped on a full queue
+	metrics  metrics
 
 	// Applier.
 	applyMu      sync.Mutex

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -426,5 +427,96 @@ func TestReadBatcher(t *testing.T) {
 	}
 	if len(b.pending) != 0 {
 		t.Fatalf("pending left: %v", b.pending)
+	}
+}
+
+// stallStore makes every Save take extra time, like this machine's disk in
+// one of its slow spells.
+type stallStore struct {
+	LogStore
+	stall *atomic.Int64 // extra nanoseconds per Save
+}
+
+func (s stallStore) Save(hs consensus.HardState, ents []consensus.Entry, snap *consensus.SnapshotMeta) error {
+	if d := time.Duration(s.stall.Load()); d > 0 {
+		time.Sleep(d) // the simulated fault, not a synchronisation
+	}
+	return s.LogStore.Save(hs, ents, snap)
+}
+
+// Slow fsyncs on every node (a quarter of the election timeout each, the
+// ratio of a 400 ms stall to the default 1.5 s timeout) cause no election:
+// a node does not tick while it is stuck in its own write, and a stalled
+// leader's followers have time to spare.
+func TestSlowDiskNoElection(t *testing.T) {
+	c := newCluster(t, 3)
+	var stall atomic.Int64
+	c.wrap = func(id string, st LogStore) LogStore { return stallStore{LogStore: st, stall: &stall} }
+	c.startAll()
+	l := c.leader()
+	propose(t, l, "warm")
+	c.waitValues([]string{"warm"})
+	term := l.Status().Term
+
+	stall.Store(int64(c.et / 4))
+	want := []string{"warm"}
+	for i := range 6 {
+		v := fmt.Sprintf("slow%d", i)
+		want = append(want, v)
+		propose(t, l, v)
+		eventually(t, "leader applies "+v, func() bool { return c.fsms[l.ID()].has(v) })
+	}
+	stall.Store(0)
+	c.waitValues(want)
+	for id, n := range c.nodes {
+		if st := n.Status(); st.Term != term || st.Lead != l.ID() {
+			t.Errorf("%s: term %d leader %q after slow disk, want term %d leader %q", id, st.Term, st.Lead, term, l.ID())
+		}
+	}
+}
+
+// Callers that queue up while the loop is busy share one core ReadIndex
+// request.
+func TestReadIndexBatchesCallers(t *testing.T) {
+	c := newCluster(t, 1)
+	c.startAll()
+	n := c.leader()
+	propose(t, n, "a")
+	c.waitValues([]string{"a"})
+	ctx := ctxT(t)
+	if _, err := n.ReadIndex(ctx); err != nil { // first read of the term
+		t.Fatal(err)
+	}
+
+	entered, release := make(chan struct{}), make(chan struct{})
+	go func() { _ = n.do(ctx, func() error { close(entered); <-release; return nil }) }()
+	<-entered // the loop is busy now
+	before := n.Metrics()
+	const callers = 20
+	var wg sync.WaitGroup
+	idxs := make([]uint64, callers)
+	for i := range callers {
+		wg.Go(func() {
+			idx, err := n.ReadIndex(ctx)
+			if err != nil {
+				t.Error(err)
+			}
+			idxs[i] = idx
+		})
+	}
+	eventually(t, "callers queued", func() bool { return len(n.readc) == callers })
+	close(release)
+	wg.Wait()
+	after := n.Metrics()
+	if got := after.ReadRequests - before.ReadRequests; got != 1 {
+		t.Fatalf("%d core requests for %d queued callers, want 1", got, callers)
+	}
+	if got := after.ReadCallers - before.ReadCallers; got != callers {
+		t.Fatalf("%d callers answered, want %d", got, callers)
+	}
+	for _, idx := range idxs {
+		if idx < n.AppliedIndex() || idx != idxs[0] {
+			t.Fatalf("read indexes %v, applied %d", idxs, n.AppliedIndex())
+		}
 	}
 }

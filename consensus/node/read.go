@@ -59,8 +59,9 @@ func (b *readBatcher) issue(readIndex func(rctx []byte), tick uint64) {
 	readIndex(rctx)
 }
 
-// answer wakes the callers of every answered request.
-func (b *readBatcher) answer(states []consensus.ReadState) {
+// answer wakes the callers of every answered request and returns how
+// many it woke.
+func (b *readBatcher) answer(states []consensus.ReadState) (woken int) {
 	for _, rs := range states {
 		batch, ok := b.pending[string(rs.RequestCtx)]
 		if !ok {
@@ -70,7 +71,9 @@ func (b *readBatcher) answer(states []consensus.ReadState) {
 		for _, w := range batch.waiters {
 			w.resc <- rs.Index
 		}
+		woken += len(batch.waiters)
 	}
+	return woken
 }
 
 // retryStale queues again the batches unanswered for retryTicks.
