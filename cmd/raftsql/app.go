@@ -388,8 +388,8 @@ func (e env) benchCommand(stdout io.Writer) *cli.Command {
 			&cli.StringFlag{Name: "password", EnvVars: []string{"PGPASSWORD"}, Usage: "password"},
 			&cli.StringFlag{Name: "dbname", Aliases: []string{"d"}, Value: "raftsql", Usage: "database name"},
 			&cli.IntFlag{Name: "conns", Value: 16, Usage: "connections"},
-			&cli.DurationFlag{Name: "duration", Value: 10 * time.Second, Usage: "run this long (ignored with --ops)"},
-			&cli.Int64Flag{Name: "ops", Usage: "run this many operations instead of a duration"},
+			&cli.DurationFlag{Name: "duration", Value: 10 * time.Second, Usage: "run this long (with --ops only when given: whichever ends first)"},
+			&cli.Int64Flag{Name: "ops", Usage: "run this many operations"},
 			&cli.StringFlag{Name: "workload", Value: "mixed", Usage: "write, read or mixed"},
 			&cli.IntFlag{Name: "read-percent", Value: 50, Usage: "share of reads in the mixed workload"},
 			&cli.StringFlag{Name: "read-consistency", Usage: "linearizable, lease or stale (default: the server's)"},
@@ -404,6 +404,9 @@ func (e env) benchCommand(stdout io.Writer) *cli.Command {
 				Ops: c.Int64("ops"), Workload: c.String("workload"), ReadPercent: c.Int("read-percent"),
 				ReadConsistency: c.String("read-consistency"), ValueSize: c.Int("value-size"),
 				Keys: c.Int("keys"), Seed: c.Uint64("seed"),
+			}
+			if cfg.Ops > 0 && !c.IsSet("duration") {
+				cfg.Duration = 0 // --ops alone: a count bound, not the default time
 			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt) // Ctrl-C ends the run early, with a report
 			defer stop()

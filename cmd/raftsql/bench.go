@@ -22,8 +22,8 @@ type benchConfig struct {
 	User, Database  string
 	Password        string
 	Conns           int
-	Duration        time.Duration // stop after this long (when Ops is 0)
-	Ops             int64         // stop after this many operations
+	Duration        time.Duration // stop after this long (0: no time bound)
+	Ops             int64         // stop after this many operations (0: no count bound)
 	Workload        string        // write | read | mixed
 	ReadPercent     int           // share of reads in mixed
 	ReadConsistency string        // linearizable | lease | stale | "" (server default)
@@ -55,6 +55,8 @@ func (c *benchConfig) validate() error {
 		return fmt.Errorf("%w: --ops must not be negative", ErrUsage)
 	case c.Ops == 0 && c.Duration <= 0:
 		return fmt.Errorf("%w: give --duration or --ops", ErrUsage)
+	case c.Duration < 0:
+		return fmt.Errorf("%w: --duration must not be negative", ErrUsage)
 	case c.Keys < 1:
 		return fmt.Errorf("%w: --keys must be at least 1", ErrUsage)
 	case c.ValueSize < 0 || c.ValueSize > 16<<20:
@@ -259,9 +261,12 @@ func runBench(ctx context.Context, cfg benchConfig, driver benchDriver, now func
 	if cfg.ReadConsistency != "" {
 		fmt.Fprintf(out, ", reads %s", cfg.ReadConsistency)
 	}
-	if cfg.Ops > 0 {
+	switch {
+	case cfg.Ops > 0 && cfg.Duration > 0:
+		fmt.Fprintf(out, ", %d ops or %s\n", cfg.Ops, cfg.Duration)
+	case cfg.Ops > 0:
 		fmt.Fprintf(out, ", %d ops\n", cfg.Ops)
-	} else {
+	default:
 		fmt.Fprintf(out, ", %s\n", cfg.Duration)
 	}
 
@@ -291,7 +296,7 @@ func runBench(ctx context.Context, cfg benchConfig, driver benchDriver, now func
 	}
 	wg.Wait()
 	runCtx, cancel := ctx, context.CancelFunc(func() {})
-	if cfg.Ops == 0 {
+	if cfg.Duration > 0 {
 		runCtx, cancel = context.WithTimeout(ctx, cfg.Duration)
 	}
 	defer cancel()
@@ -410,7 +415,7 @@ func (w *benchWorker) run(ctx context.Context) {
 			err = w.conn.Write(ctx, k, w.randomValue())
 		}
 		lat := w.b.now().Sub(start)
-		if err != nil && ctx.Err() != nil && cfg.Ops == 0 {
+		if err != nil && ctx.Err() != nil {
 			return // the run ended in the middle of this operation
 		}
 		w.b.done.Add(1)

@@ -221,6 +221,12 @@ func TestBenchDurationAndCancel(t *testing.T) {
 	if res.Errors() != 0 {
 		t.Errorf("%d errors: operations cut by the end of the run were counted (%q)", res.Errors(), res.FirstErrors)
 	}
+	// With both bounds, the duration ends a run whose budget is too big.
+	cfg.Ops = 1 << 40
+	res, err = runBench(context.Background(), cfg, d, time.Now, io.Discard)
+	if err != nil || res.Errors() != 0 || res.Ops() == 0 {
+		t.Fatalf("ops and duration: err %v, ops %d, errors %d", err, res.Ops(), res.Errors())
+	}
 	// A cancelled context ends an --ops run early too.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
