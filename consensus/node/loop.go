@@ -144,13 +144,21 @@ func (n *Node) handleReady() error {
 	}
 	n.metrics.readCallers.Add(uint64(n.reads.answer(rd.ReadStates)))
 
+	// Committed entries already durable in our log (below this Ready's
+	// new entries) go to the applier before the fsync, so applying one
+	// batch overlaps with persisting the next. The rest wait for Save.
+	committed := rd.CommittedEntries
+	if k := n.durablePrefix(committed, rd.Entries); k > 0 {
+		n.pushApply(committed[:k])
+		committed = committed[k:]
+	}
 	local := n.send(rd.MessagesBeforePersist, nil)
 	if err := n.persist(rd); err != nil {
 		return err
 	}
 	local = n.send(rd.Messages, local)
-	if len(rd.CommittedEntries) > 0 {
-		n.pushApply(rd.CommittedEntries)
+	if len(committed) > 0 {
+		n.pushApply(committed)
 	}
 	n.rn.Advance(rd)
 	for _, m := range local {
@@ -159,6 +167,22 @@ func (n *Node) handleReady() error {
 		}
 	}
 	return nil
+}
+
+// durablePrefix returns how many of committed are already durable in the
+// store: at or below the last index written by a previous Save and below
+// the first of the entries about to be written (which may replace a
+// suffix; committed entries are never replaced, but the check is cheap).
+func (n *Node) durablePrefix(committed, entries []consensus.Entry) int {
+	limit := n.durableLast
+	if len(entries) > 0 && entries[0].Index <= limit {
+		limit = entries[0].Index - 1
+	}
+	k := 0
+	for k < len(committed) && committed[k].Index <= limit {
+		k++
+	}
+	return k
 }
 
 // send hands msgs to the transport; messages to this node itself are
@@ -216,6 +240,9 @@ func (n *Node) persist(rd consensus.Ready) error {
 		return fmt.Errorf("node: save %d entries (hard state %+v): %w", len(rd.Entries), hs, err)
 	}
 	n.hsDirty = false
+	if len(rd.Entries) > 0 {
+		n.durableLast = rd.Entries[len(rd.Entries)-1].Index
+	}
 	d := time.Since(start)
 	n.metrics.noteSave(len(rd.Entries), d)
 	if d > slowSave {

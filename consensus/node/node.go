@@ -39,16 +39,17 @@ type Node struct {
 	base  time.Time // clock() at Start; lease times are offsets from it
 
 	// Loop-owned state (only the run goroutine touches these).
-	rn        *consensus.RawNode
-	tickN     uint64
-	ticks     tickClock
-	reads     readBatcher
-	hs        consensus.HardState // newest HardState from the core
-	hsDirty   bool                // hs not yet written (commit-only changes wait for the next fsync)
-	peers     map[string]string   // id -> addr given to the transport
-	confKey   string              // configuration the peers were synced from
-	transfers []*transferWaiter
-	lastLead  string
+	rn          *consensus.RawNode
+	tickN       uint64
+	ticks       tickClock
+	reads       readBatcher
+	hs          consensus.HardState // newest HardState from the core
+	hsDirty     bool                // hs not yet written (commit-only changes wait for the next fsync)
+	durableLast uint64              // last log index written by Save (or found at Start)
+	peers       map[string]string   // id -> addr given to the transport
+	confKey     string              // configuration the peers were synced from
+	transfers   []*transferWaiter
+	lastLead    string
 
 	propc   chan *proposal
 	readc   chan *readReq
@@ -176,6 +177,7 @@ func Start(ctx context.Context, c Config) (*Node, error) {
 		clock:        cfg.Clock,
 		rn:           rn,
 		hs:           hs,
+		durableLast:  last,
 		peers:        map[string]string{},
 		propc:        make(chan *proposal, proposeQueue),
 		readc:        make(chan *readReq, proposeQueue),

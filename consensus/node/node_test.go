@@ -520,3 +520,38 @@ func TestReadIndexBatchesCallers(t *testing.T) {
 		}
 	}
 }
+
+func TestDurablePrefix(t *testing.T) {
+	ents := func(lo, hi uint64) []consensus.Entry {
+		var es []consensus.Entry
+		for i := lo; i <= hi; i++ {
+			es = append(es, consensus.Entry{Index: i, Term: 1})
+		}
+		return es
+	}
+	for _, tc := range []struct {
+		durable   uint64
+		committed []consensus.Entry
+		entries   []consensus.Entry
+		want      int
+	}{
+		{10, ents(5, 8), nil, 4},               // all durable
+		{10, ents(5, 12), nil, 6},              // 11, 12 not yet
+		{10, ents(5, 12), ents(11, 15), 6},     // appended after durable
+		{10, ents(5, 10), ents(9, 12), 4},      // 9, 10 being replaced: wait
+		{0, ents(1, 3), ents(1, 3), 0},         // follower: entries and commit together
+		{10, nil, ents(11, 11), 0},             // nothing committed
+		{3, ents(1, 3), ents(4, 20), 3},        // leader: old commits before new batch
+		{20, ents(15, 18), ents(21, 21), 4},    // normal leader case
+		{20, ents(19, 21), ents(21, 21), 2},    // 21 only after the save
+		{5, ents(6, 7), nil, 0},                // defensive: beyond durable
+		{5, ents(3, 7), ents(4, 4), 1},         // truncation at 4
+		{100, ents(50, 50), ents(101, 102), 1}, // single
+	} {
+		n := &Node{durableLast: tc.durable}
+		if got := n.durablePrefix(tc.committed, tc.entries); got != tc.want {
+			t.Errorf("durable %d committed %v entries %v: got %d, want %d",
+				tc.durable, tc.committed, tc.entries, got, tc.want)
+		}
+	}
+}
