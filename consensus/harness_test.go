@@ -154,6 +154,18 @@ func (nw *testNet) isolate(id string) {
 	}
 }
 
+// restart recreates id's RawNode from its storage (a crash after which
+// nothing is lost: the test network persists every Ready at once).
+func (nw *testNet) restart(id string, opts ...nodeOpt) {
+	n := nw.nodes[id]
+	rn, err := NewRawNode(testConfig(id, n.st, uint64(len(n.applied))+99, opts...))
+	if err != nil {
+		nw.t.Fatal(err)
+	}
+	n.rn = rn
+	n.applied = nil
+}
+
 func (nw *testNet) heal() { nw.cut = map[[2]string]bool{} }
 
 func (nw *testNet) campaign(id string) {
@@ -244,7 +256,7 @@ func mustEqualLogs(t testing.TB, nw *testNet) {
 		if !slices.EqualFunc(ref, l, func(a, b Entry) bool {
 			return a.Index == b.Index && a.Term == b.Term && string(a.Data) == string(b.Data)
 		}) {
-			t.Fatalf("logs differ:\n%s: %v\n%s: %v", nw.order[0], ref, id, l)
+			t.Fatalf("logs differ:\n%s: %s\n%s: %s", nw.order[0], fmtLog(ref), id, fmtLog(l))
 		}
 	}
 }
@@ -274,4 +286,18 @@ func TestBasicElectionAndReplication(t *testing.T) {
 			t.Fatalf("%s: %+v", id, n.rn.Status())
 		}
 	}
+}
+
+func fmtLog(ents []Entry) string {
+	var sb []byte
+	for i, e := range ents {
+		if i > 40 && i < len(ents)-5 {
+			if i == 41 {
+				sb = append(sb, "... "...)
+			}
+			continue
+		}
+		sb = fmt.Appendf(sb, "%d/%d:%q ", e.Index, e.Term, e.Data)
+	}
+	return string(sb)
 }
