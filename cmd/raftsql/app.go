@@ -51,12 +51,16 @@ func defaultEnv() env {
 const defaultHTTP = "127.0.0.1:8080"
 
 // adminFlags are shared by the subcommands that use the HTTP API.
-func adminFlags() []cli.Flag {
+func adminFlags() []cli.Flag { return adminFlagsTimeout(defaultHTTPTimeout) }
+
+// adminFlagsTimeout is adminFlags with another --timeout default;
+// backup and restore move whole databases and default to no limit.
+func adminFlagsTimeout(timeout time.Duration) []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "http", Value: defaultHTTP, EnvVars: []string{"RAFTSQL_HTTP"}, Usage: "HTTP API address of a node, `HOST:PORT` (status accepts a comma-separated list)"},
 		&cli.StringFlag{Name: "user", EnvVars: []string{"RAFTSQL_USER"}, Usage: "user for HTTP basic authentication"},
 		&cli.StringFlag{Name: "password", EnvVars: []string{"RAFTSQL_PASSWORD"}, Usage: "password for HTTP basic authentication"},
-		&cli.DurationFlag{Name: "timeout", Value: defaultHTTPTimeout, Usage: "time limit of the request (backup and restore: of the whole transfer, 0 for none)"},
+		&cli.DurationFlag{Name: "timeout", Value: timeout, Usage: "time limit of the whole request, 0 for none"},
 	}
 }
 
@@ -182,7 +186,7 @@ func (e env) run(ctx context.Context, args []string, stdin io.Reader, stdout, st
 				Name:      "restore",
 				Usage:     "replace the database on every node with the SQLite file FILE",
 				ArgsUsage: "FILE",
-				Flags:     adminFlags(),
+				Flags:     adminFlagsTimeout(0),
 				Action: func(c *cli.Context) error {
 					file, err := oneArg(c, "FILE")
 					if err != nil {
