@@ -289,9 +289,13 @@ func (c *conn) catalogIndexes(ctx context.Context, table string, cols []catColum
 	}
 	hasPK := false
 	for i := range idx {
-		if idx[i].origin == "pk" {
+		switch {
+		case idx[i].origin == "pk":
 			hasPK = true
 			idx[i].name = table + "_pkey"
+		case strings.HasPrefix(idx[i].name, "sqlite_autoindex_"):
+			// PostgreSQL's name for a UNIQUE constraint's index.
+			idx[i].name = table + "_" + strings.Join(idx[i].columns, "_") + "_key"
 		}
 	}
 	if !hasPK {

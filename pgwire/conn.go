@@ -447,6 +447,11 @@ func (c *conn) prepare(ctx context.Context, name, query string, st sqltext.State
 			}
 			ps.desc = d
 		}
+	case sqltext.KindOther:
+		if err := checkOther(st); err != nil {
+			return nil, err
+		}
+		ps.local = true
 	default:
 		ps.local = true
 	}
@@ -878,15 +883,18 @@ func (c *conn) parse(ctx context.Context, m *pgproto3.Parse) {
 	default:
 		st = sqltext.Statement{Kind: sqltext.KindEmpty}
 	}
-	// Parse runs now (it needs the schema), before queued statements:
-	// run those first so that a table they create is visible.
-	if len(c.unit) > 0 && st.Kind != sqltext.KindEmpty {
+	ps, err := c.prepare(ctx, m.Name, m.Query, st, m.ParameterOIDs, true)
+	if err != nil && c.unitWrite {
+		// Parse describes against the schema now; queued writes of this
+		// Sync group (say, the CREATE TABLE this statement uses) have not
+		// run yet. Run them and try again: the group is then no longer
+		// one atomic unit, a price paid only in this case.
 		c.runPending(ctx)
 		if c.errSent {
 			return
 		}
+		ps, err = c.prepare(ctx, m.Name, m.Query, st, m.ParameterOIDs, true)
 	}
-	ps, err := c.prepare(ctx, m.Name, m.Query, st, m.ParameterOIDs, true)
 	if err != nil {
 		c.fail(ctx, err)
 		return

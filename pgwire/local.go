@@ -561,3 +561,29 @@ func containsWord(s, word string) bool {
 func isWordChar(b byte) bool {
 	return b == '_' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9'
 }
+
+// otherCommands are statements of KindOther that PostgreSQL knows; the
+// front end runs some and refuses the rest with 0A000. Any other first
+// word is a syntax error, as in PostgreSQL.
+var otherCommands = map[string]bool{
+	"RESET": true, "DISCARD": true, "DEALLOCATE": true, "UNLISTEN": true, "LISTEN": true, "NOTIFY": true,
+	"SAVEPOINT": true, "RELEASE": true, "ROLLBACK": true, "COPY": true, "PREPARE": true, "EXECUTE": true,
+	"GRANT": true, "REVOKE": true, "VACUUM": true, "CHECKPOINT": true, "CLUSTER": true, "LOCK": true,
+	"CALL": true, "DO": true, "COMMENT": true, "SECURITY": true, "REFRESH": true, "IMPORT": true,
+	"LOAD": true, "FETCH": true, "MOVE": true, "CLOSE": true, "DECLARE": true, "SET": true, "COMMIT": true,
+	"ABORT": true, "REASSIGN": true, "ATTACH": true, "DETACH": true,
+}
+
+// checkOther refuses a KindOther statement whose first word is no SQL
+// command with 42601 and a position, as PostgreSQL's parser does.
+func checkOther(st sqltext.Statement) error {
+	f := strings.Fields(st.Text)
+	if len(f) == 0 {
+		return nil
+	}
+	w := strings.TrimRight(f[0], ";(")
+	if otherCommands[strings.ToUpper(w)] {
+		return nil
+	}
+	return &Error{Code: codeSyntaxError, Message: fmt.Sprintf("syntax error at or near %q", w), Position: int32(st.Offset) + 1}
+}

@@ -54,6 +54,8 @@ type Server struct {
 	conns   map[uint32]*conn // by BackendKeyData process id
 	nextPID uint32
 	wg      sync.WaitGroup
+
+	noRecover bool // tests: let panics through
 }
 
 // NewServer checks cfg and returns a Server; it starts nothing.
@@ -129,6 +131,11 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn) {
 func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
 	c := newConn(s, nc)
 	defer func() {
+		if s.noRecover {
+			s.unregister(c)
+			c.close()
+			return
+		}
 		if r := recover(); r != nil {
 			s.log.Error("pgwire: connection panic", "remote", nc.RemoteAddr().String(), "panic", r)
 		}

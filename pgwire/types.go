@@ -214,6 +214,18 @@ func encodeValue(v any, oid uint32, format int16) ([]byte, error) {
 }
 
 func encodeText(v any, oid uint32) []byte {
+	switch oid {
+	case oidDate, oidTimestamp, oidTimestamptz:
+		if t, ok := parseTimeValue(v); ok {
+			switch oid {
+			case oidDate:
+				return []byte(t.Format("2006-01-02"))
+			case oidTimestamp:
+				return []byte(t.Format("2006-01-02 15:04:05.999999"))
+			}
+			return []byte(t.UTC().Format("2006-01-02 15:04:05.999999") + "+00")
+		}
+	}
 	switch x := v.(type) {
 	case int64:
 		if oid == oidBool {
