@@ -1,0 +1,104 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/raftsql/raftsql/consensus"
+)
+
+// Defaults chosen for a machine whose disk stalls for ~400 ms at times: an
+// fsync stall must never cost an election.
+const (
+	DefaultElectionTimeout   = time.Second
+	DefaultHeartbeatInterval = 100 * time.Millisecond
+	DefaultSnapshotEntries   = 10000
+	// DefaultWriteTimeout bounds how long a write keeps retrying (across
+	// leader changes) when the client set no statement_timeout.
+	DefaultWriteTimeout = 30 * time.Second
+)
+
+// ErrConfig is wrapped by every configuration error.
+var ErrConfig = errors.New("invalid configuration")
+
+// Config is everything a node needs. The zero values of the durations take
+// the defaults above.
+type Config struct {
+	ID       string
+	DataDir  string
+	PGAddr   string
+	RaftAddr string
+	HTTPAddr string
+	// Peers are the initial voters of a new cluster (--peers). Empty means
+	// a single-node cluster of this node, unless Join is set.
+	Peers []consensus.Member
+	// Join is the HTTP address of a member of an existing cluster.
+	Join    string
+	Learner bool
+
+	ElectionTimeout   time.Duration
+	HeartbeatInterval time.Duration
+	SnapshotEntries   uint64
+	WriteTimeout      time.Duration
+
+	TLSCert, TLSKey, TLSCA string
+	PeerTLS                bool
+	AuthFile               string
+
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.ElectionTimeout == 0 {
+		c.ElectionTimeout = DefaultElectionTimeout
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate checks the configuration and fills in defaults.
+func (c *Config) Validate() error {
+	c.setDefaults()
+	if c.ID == "" {
+		return fmt.Errorf("%w: --id must not be empty", ErrConfig)
+	}
+	if c.DataDir == "" {
+		return fmt.Errorf("%w: --data-dir must not be empty", ErrConfig)
+	}
+	for name, a := range map[string]string{"--pg-addr": c.PGAddr, "--raft-addr": c.RaftAddr, "--http-addr": c.HTTPAddr} {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("%w: %s %q: %w", ErrConfig, name, a, err)
+		}
+	}
+	if c.HeartbeatInterval <= 0 || c.ElectionTimeout < 3*c.HeartbeatInterval {
+		return fmt.Errorf("%w: --election-timeout (%v) must be at least 3 × --heartbeat-interval (%v)", ErrConfig, c.ElectionTimeout, c.HeartbeatInterval)
+	}
+	if len(c.Peers) > 0 {
+		found := false
+		for _, p := range c.Peers {
+			if p.ID == c.ID {
+				found = true
+			}
+		}
+		if !found {
+			return fmt.Errorf("%w: --peers must include this node's --id %q", ErrConfig, c.ID)
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return fmt.Errorf("%w: --tls-cert and --tls-key go together", ErrConfig)
+	}
+	if c.PeerTLS && (c.TLSCert == "" || c.TLSCA == "") {
+		return fmt.Errorf("%w: --peer-tls needs --tls-cert, --tls-key and --tls-ca", ErrConfig)
+	}
+	return nil
+}

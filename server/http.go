@@ -1,0 +1,273 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/raftsql/raftsql/consensus"
+)
+
+// maxJSONBody bounds a JSON request body of the HTTP API.
+const maxJSONBody = 64 << 10
+
+// adminNode is what the HTTP API needs from the Raft driver.
+type adminNode interface {
+	Status() consensus.Status
+	ProposeConfChange(ctx context.Context, cc consensus.ConfChange) error
+	TransferLeadership(ctx context.Context, id string) error
+}
+
+// StatusJSON is the body of GET /status (DESIGN.md).
+type StatusJSON struct {
+	ID            string       `json:"id"`
+	Role          string       `json:"role"`
+	Term          uint64       `json:"term"`
+	Leader        string       `json:"leader"`
+	CommitIndex   uint64       `json:"commit_index"`
+	AppliedIndex  uint64       `json:"applied_index"`
+	Configuration []MemberJSON `json:"configuration"`
+}
+
+// MemberJSON is one member of the configuration.
+type MemberJSON struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	Voter    bool   `json:"voter"`
+}
+
+type joinRequest struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	Voter    *bool  `json:"voter"`
+}
+
+type idRequest struct {
+	ID string `json:"id"`
+}
+
+type httpAPI struct {
+	s *Server
+}
+
+func (a *httpAPI) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /status", a.status)
+	mux.HandleFunc("GET /readyz", a.readyz)
+	mux.HandleFunc("GET /metrics", a.metrics)
+	mux.HandleFunc("POST /join", a.join)
+	mux.HandleFunc("POST /remove", a.remove)
+	mux.HandleFunc("POST /transfer-leadership", a.transfer)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Errorf("no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, map[string]string{"error": err.Error()})
+}
+
+// decodeJSON reads a bounded, strict JSON body into v.
+func decodeJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxJSONBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("bad JSON body: %w", err)
+	}
+	return nil
+}
+
+func (a *httpAPI) statusJSON() StatusJSON {
+	st := a.s.node.Status()
+	out := StatusJSON{
+		ID:           st.ID,
+		Role:         roleName(st),
+		Term:         st.Term,
+		Leader:       st.Lead,
+		CommitIndex:  st.Commit,
+		AppliedIndex: a.s.fsm.AppliedIndex(),
+	}
+	out.Configuration = []MemberJSON{}
+	for _, m := range st.Conf.Members {
+		out.Configuration = append(out.Configuration, MemberJSON{ID: m.ID, RaftAddr: m.Addr, Voter: m.Voter})
+	}
+	return out
+}
+
+// roleName maps a node's state to the role names of DESIGN.md.
+func roleName(st consensus.Status) string {
+	for _, m := range st.Conf.Members {
+		if m.ID == st.ID && !m.Voter {
+			return "learner"
+		}
+	}
+	switch st.Role {
+	case consensus.RoleLeader:
+		return "leader"
+	case consensus.RoleCandidate, consensus.RolePreCandidate:
+		return "candidate"
+	case consensus.RoleLearner:
+		return "learner"
+	}
+	return "follower"
+}
+
+func (a *httpAPI) status(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, a.statusJSON())
+}
+
+func (a *httpAPI) readyz(w http.ResponseWriter, r *http.Request) {
+	if err := a.s.ready(); err != nil {
+		writeError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (a *httpAPI) metrics(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	a.s.writeMetrics(w)
+}
+
+// leaderOnly answers a request that only the leader can serve when this
+// node is not the leader.
+func (a *httpAPI) leaderOnly(w http.ResponseWriter) bool {
+	st := a.s.node.Status()
+	if st.Role == consensus.RoleLeader {
+		return false
+	}
+	if st.Lead == "" {
+		writeError(w, http.StatusServiceUnavailable, errors.New("no leader is known; retry shortly"))
+		return true
+	}
+	writeError(w, http.StatusServiceUnavailable, fmt.Errorf("this node is not the leader; send the request to node %q", st.Lead))
+	return true
+}
+
+func (a *httpAPI) join(w http.ResponseWriter, r *http.Request) {
+	var req joinRequest
+	if err := decodeJSON(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	req.ID, req.RaftAddr = strings.TrimSpace(req.ID), strings.TrimSpace(req.RaftAddr)
+	if req.ID == "" || req.RaftAddr == "" {
+		writeError(w, http.StatusBadRequest, errors.New(`"id" and "raft_addr" are required`))
+		return
+	}
+	if a.leaderOnly(w) {
+		return
+	}
+	voter := req.Voter == nil || *req.Voter
+	for _, m := range a.s.node.Status().Conf.Members {
+		if m.ID == req.ID {
+			if m.Addr == req.RaftAddr && (m.Voter || !voter) {
+				writeJSON(w, http.StatusOK, map[string]string{"status": "already a member"})
+				return
+			}
+			if m.Addr != req.RaftAddr {
+				writeError(w, http.StatusConflict, fmt.Errorf("node %q is already a member with raft address %s; remove it first", req.ID, m.Addr))
+				return
+			}
+		}
+	}
+	cc := consensus.ConfChange{Type: consensus.ConfAddLearner, ID: req.ID, Addr: req.RaftAddr}
+	if err := a.s.node.ProposeConfChange(r.Context(), cc); err != nil {
+		writeError(w, confErrorStatus(err), err)
+		return
+	}
+	if voter {
+		a.s.promoteWhenCaughtUp(req.ID)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "joined as learner", "promote": voter})
+}
+
+func (a *httpAPI) remove(w http.ResponseWriter, r *http.Request) {
+	var req idRequest
+	if err := decodeJSON(r, &req); err != nil || req.ID == "" {
+		if err == nil {
+			err = errors.New(`"id" is required`)
+		}
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	if a.leaderOnly(w) {
+		return
+	}
+	st := a.s.node.Status()
+	found, voters := false, 0
+	for _, m := range st.Conf.Members {
+		if m.ID == req.ID {
+			found = true
+		}
+		if m.Voter {
+			voters++
+		}
+	}
+	if !found {
+		writeError(w, http.StatusNotFound, fmt.Errorf("node %q is not a member", req.ID))
+		return
+	}
+	if voters == 1 && isVoter(st.Conf, req.ID) {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("node %q is the last voter; it cannot be removed", req.ID))
+		return
+	}
+	if err := a.s.node.ProposeConfChange(r.Context(), consensus.ConfChange{Type: consensus.ConfRemove, ID: req.ID}); err != nil {
+		writeError(w, confErrorStatus(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "removed"})
+}
+
+func isVoter(c consensus.ConfState, id string) bool {
+	for _, m := range c.Members {
+		if m.ID == id {
+			return m.Voter
+		}
+	}
+	return false
+}
+
+func (a *httpAPI) transfer(w http.ResponseWriter, r *http.Request) {
+	var req idRequest
+	if err := decodeJSON(r, &req); err != nil || req.ID == "" {
+		if err == nil {
+			err = errors.New(`"id" is required`)
+		}
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	if a.leaderOnly(w) {
+		return
+	}
+	if !isVoter(a.s.node.Status().Conf, req.ID) {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("node %q is not a voter", req.ID))
+		return
+	}
+	if err := a.s.node.TransferLeadership(r.Context(), req.ID); err != nil {
+		writeError(w, http.StatusServiceUnavailable, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "leadership transferred", "leader": a.s.node.Status().Lead})
+}
+
+func confErrorStatus(err error) int {
+	switch {
+	case errors.Is(err, consensus.ErrConfChangeInProgress):
+		return http.StatusConflict
+	case errors.Is(err, consensus.ErrNotLeader), errors.Is(err, consensus.ErrProposalDropped):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}

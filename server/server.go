@@ -1,0 +1,350 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/raftsql/raftsql/consensus"
+	"github.com/raftsql/raftsql/consensus/node"
+	"github.com/raftsql/raftsql/consensus/transport"
+	"github.com/raftsql/raftsql/fsm"
+	"github.com/raftsql/raftsql/pgwire"
+	"github.com/raftsql/raftsql/store"
+)
+
+// ErrDataDirLocked: another process uses the data directory.
+var ErrDataDirLocked = errors.New("data directory is in use by another process")
+
+// Server is one running raftsql node: the Raft driver, the SQLite state
+// machine, the PostgreSQL front end and the HTTP API.
+type Server struct {
+	cfg  Config
+	log  *slog.Logger
+	lock *os.File
+
+	store *store.Store
+	fsm   *fsm.FSM
+	tr    transport.Transport
+	node  *node.Node
+	eng   *engine
+	pg    *pgwire.Server
+
+	pgLn, httpLn net.Listener
+	httpSrv      *http.Server
+	// startIndex is the last log index at start: /readyz waits until it
+	// (or the commit index, if lower) is applied.
+	startIndex uint64
+	metrics    *metrics
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	errs   []error
+	// promote holds learners that joined as voters-to-be.
+	promote map[string]bool
+}
+
+// Run starts a node and serves until ctx is done, then shuts down.
+func Run(ctx context.Context, cfg Config) error {
+	s, err := Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return s.Close(shutdown)
+}
+
+// Start opens the data directory, starts Raft and the listeners, and
+// returns once the node is serving (it may not have a leader yet).
+func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, promote: map[string]bool{}, metrics: newMetrics()}
+	defer func() {
+		if err != nil {
+			s.closeAll(context.Background())
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	if s.lock, err = lockDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if s.store, err = store.Open(ctx, filepath.Join(cfg.DataDir, "raft"), store.Options{Logger: s.log}); err != nil {
+		return nil, fmt.Errorf("open raft store in %s: %w", cfg.DataDir, err)
+	}
+	if s.fsm, err = fsm.Open(ctx, filepath.Join(cfg.DataDir, "sqlite"), fsm.Options{Logger: s.log}); err != nil {
+		return nil, fmt.Errorf("open sqlite state machine in %s: %w", cfg.DataDir, err)
+	}
+	if s.startIndex, err = s.store.LastIndex(); err != nil {
+		return nil, fmt.Errorf("read raft store: %w", err)
+	}
+	fresh := s.startIndex == 0
+	var peers []consensus.Member
+	if fresh && cfg.Join == "" {
+		peers = cfg.Peers
+		if len(peers) == 0 {
+			peers = []consensus.Member{{ID: cfg.ID, Addr: cfg.RaftAddr, Voter: true}}
+		}
+	}
+	s.tr, err = transport.NewTCP(transport.TCPConfig{ID: cfg.ID, ListenAddr: cfg.RaftAddr, Logger: s.log})
+	if err != nil {
+		return nil, fmt.Errorf("raft transport: %w", err)
+	}
+	s.node, err = node.Start(ctx, node.Config{
+		ID:                cfg.ID,
+		Peers:             peers,
+		ElectionTimeout:   cfg.ElectionTimeout,
+		HeartbeatInterval: cfg.HeartbeatInterval,
+		Store:             s.store,
+		Transport:         s.tr,
+		StateMachine:      s.fsm,
+		Logger:            s.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	s.eng = &engine{
+		node:           s.node,
+		sm:             s.fsm,
+		clock:          time.Now,
+		attemptTimeout: 2 * cfg.ElectionTimeout,
+		writeTimeout:   cfg.WriteTimeout,
+		retryBackoff:   cfg.HeartbeatInterval,
+	}
+	if s.pgLn, err = net.Listen("tcp", cfg.PGAddr); err != nil {
+		return nil, fmt.Errorf("listen for PostgreSQL clients on %s: %w", cfg.PGAddr, err)
+	}
+	if s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
+	if s.pg, err = pgwire.NewServer(pgwire.Config{Engine: s.eng, Logger: s.log}); err != nil {
+		cancel()
+		return nil, err
+	}
+	s.goRun("pgwire", func() error {
+		if err := s.pg.Serve(runCtx, s.pgLn); !errors.Is(err, pgwire.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	api := &httpAPI{s: s}
+	s.httpSrv = &http.Server{Handler: api.routes(), ReadHeaderTimeout: 10 * time.Second}
+	s.goRun("http", func() error {
+		if err := s.httpSrv.Serve(s.httpLn); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	s.goRun("promoter", func() error { s.promoteLoop(runCtx); return nil })
+	if fresh && cfg.Join != "" {
+		s.goRun("join", func() error { return s.joinCluster(runCtx) })
+	}
+	s.log.Info("raftsqld started", "pg", s.pgLn.Addr().String(), "raft", cfg.RaftAddr,
+		"http", s.httpLn.Addr().String(), "data_dir", cfg.DataDir, "fresh", fresh)
+	return s, nil
+}
+
+// PGAddr and HTTPAddr are the bound listen addresses.
+func (s *Server) PGAddr() string   { return s.pgLn.Addr().String() }
+func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }
+
+func (s *Server) goRun(name string, f func() error) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := f(); err != nil && !errors.Is(err, context.Canceled) {
+			s.log.Error("component stopped with an error", "component", name, "err", err)
+			s.mu.Lock()
+			s.errs = append(s.errs, fmt.Errorf("%s: %w", name, err))
+			s.mu.Unlock()
+		}
+	}()
+}
+
+// Close stops serving and releases the data directory.
+func (s *Server) Close(ctx context.Context) error {
+	s.closeAll(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return errors.Join(s.errs...)
+}
+
+func (s *Server) closeAll(ctx context.Context) {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	if s.httpSrv != nil {
+		_ = s.httpSrv.Shutdown(ctx)
+	} else if s.httpLn != nil {
+		_ = s.httpLn.Close()
+	}
+	if s.pgLn != nil {
+		_ = s.pgLn.Close()
+	}
+	s.wg.Wait()
+	if s.node != nil {
+		if err := s.node.Stop(ctx); err != nil {
+			s.log.Warn("stopping raft", "err", err)
+		}
+	} else if s.tr != nil {
+		_ = s.tr.Close()
+	}
+	if s.fsm != nil {
+		if err := s.fsm.Close(); err != nil {
+			s.log.Warn("closing sqlite", "err", err)
+		}
+	}
+	if s.store != nil {
+		if err := s.store.Close(); err != nil {
+			s.log.Warn("closing raft store", "err", err)
+		}
+	}
+	if s.lock != nil {
+		_ = s.lock.Close()
+	}
+}
+
+// lockDir takes an exclusive lock on dir/LOCK for the life of the process.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%w: %s: %w", ErrDataDirLocked, dir, err)
+	}
+	return f, nil
+}
+
+// ready reports nil once the node knows a leader and has applied what it
+// knew of at start.
+func (s *Server) ready() error {
+	st := s.node.Status()
+	if st.Lead == "" {
+		return errors.New("no leader known yet")
+	}
+	target := min(s.startIndex, st.Commit)
+	if applied := s.fsm.AppliedIndex(); applied < target {
+		return fmt.Errorf("catching up: applied %d of %d", applied, target)
+	}
+	return nil
+}
+
+// joinCluster asks the member at cfg.Join to add this node, retrying until
+// it succeeds or ctx ends.
+func (s *Server) joinCluster(ctx context.Context) error {
+	body, _ := json.Marshal(map[string]any{"id": s.cfg.ID, "raft_addr": s.cfg.RaftAddr, "voter": !s.cfg.Learner})
+	client := &http.Client{Timeout: 10 * time.Second}
+	backoff := 100 * time.Millisecond
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+s.cfg.Join+"/join", bytes.NewReader(body))
+		if err != nil {
+			return fmt.Errorf("join request: %w", err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err == nil {
+			msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				s.log.Info("joined the cluster", "through", s.cfg.Join)
+				return nil
+			}
+			if resp.StatusCode >= 400 && resp.StatusCode < 500 {
+				return fmt.Errorf("join through %s refused: %s", s.cfg.Join, bytes.TrimSpace(msg))
+			}
+			s.log.Warn("join attempt failed; retrying", "through", s.cfg.Join, "status", resp.StatusCode, "body", string(bytes.TrimSpace(msg)))
+		} else {
+			s.log.Warn("join attempt failed; retrying", "through", s.cfg.Join, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// promoteWhenCaughtUp marks a learner for promotion to voter once it has
+// caught up with the leader's log.
+func (s *Server) promoteWhenCaughtUp(id string) {
+	s.mu.Lock()
+	s.promote[id] = true
+	s.mu.Unlock()
+}
+
+// promoteCatchUpSlack is how close (in entries) a learner must be to the
+// leader's last index to be promoted.
+const promoteCatchUpSlack = 100
+
+func (s *Server) promoteLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		var ids []string
+		for id := range s.promote {
+			ids = append(ids, id)
+		}
+		s.mu.Unlock()
+		if len(ids) == 0 {
+			continue
+		}
+		st := s.node.Status()
+		if st.Role != consensus.RoleLeader {
+			continue
+		}
+		for _, id := range ids {
+			member, voter := false, false
+			for _, m := range st.Conf.Members {
+				if m.ID == id {
+					member, voter = true, m.Voter
+				}
+			}
+			if !member || voter {
+				if member || st.Match[id] > 0 {
+					s.mu.Lock()
+					delete(s.promote, id)
+					s.mu.Unlock()
+				}
+				continue
+			}
+			if match := st.Match[id]; match+promoteCatchUpSlack >= st.LastIndex && match > 0 {
+				cctx, cancel := context.WithTimeout(ctx, s.cfg.ElectionTimeout)
+				err := s.node.ProposeConfChange(cctx, consensus.ConfChange{Type: consensus.ConfAddVoter, ID: id})
+				cancel()
+				if err != nil {
+					s.log.Warn("promoting learner", "id", id, "err", err)
+					continue
+				}
+				s.log.Info("promoted learner to voter", "id", id)
+			}
+		}
+	}
+}
