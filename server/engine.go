@@ -7,8 +7,7 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
-	"sync/atomic"
-	"time"
+		"time"
 
 	"github.com/raftsql/raftsql/consensus"
 	"github.com/raftsql/raftsql/fsm"
@@ -46,7 +45,7 @@ type engine struct {
 	// leader and no leader change arrives.
 	retryBackoff time.Duration
 
-	writes, reads atomic.Uint64
+	metrics *metrics
 }
 
 var _ pgwire.Engine = (*engine)(nil)
@@ -114,8 +113,10 @@ func (s *session) Close() {}
 // Write proposes stmts as one log entry and waits until this node applied
 // it. Across leader changes and dropped proposals it proposes the same
 // (session, seq) again: the fsm applies it at most once.
-func (s *session) Write(ctx context.Context, stmts []fsm.Statement) ([]fsm.Result, error) {
+func (s *session) Write(ctx context.Context, stmts []fsm.Statement) (res []fsm.Result, err error) {
 	e := s.e
+	start := time.Now()
+	defer func() { e.metrics.observeWrite(time.Since(start), err) }()
 	if _, ok := ctx.Deadline(); !ok && e.writeTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, e.writeTimeout)
@@ -134,7 +135,6 @@ func (s *session) Write(ctx context.Context, stmts []fsm.Statement) ([]fsm.Resul
 	data := fsm.EncodeCommand(fsm.Command{SessionID: s.id, Seq: s.seq, UnixMicro: now.UnixMicro(), Stmts: det})
 	w := e.sm.Expect(s.id, s.seq)
 	defer w.Cancel()
-	e.writes.Add(1)
 
 	for {
 		changed := e.node.LeaderChanged()
@@ -195,9 +195,10 @@ func waitChange(ctx context.Context, changed <-chan struct{}, backoff time.Durat
 
 // Read runs read-only statements on the local replica once it is as fresh
 // as c requires.
-func (s *session) Read(ctx context.Context, c pgwire.Consistency, stmts []fsm.Statement) ([]fsm.Result, error) {
+func (s *session) Read(ctx context.Context, c pgwire.Consistency, stmts []fsm.Statement) (res []fsm.Result, err error) {
 	e := s.e
-	e.reads.Add(1)
+	start := time.Now()
+	defer func() { e.metrics.observeRead(time.Since(start), err) }()
 	switch c {
 	case pgwire.Stale:
 	case pgwire.Lease:

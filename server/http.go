@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,13 +13,6 @@ import (
 
 // maxJSONBody bounds a JSON request body of the HTTP API.
 const maxJSONBody = 64 << 10
-
-// adminNode is what the HTTP API needs from the Raft driver.
-type adminNode interface {
-	Status() consensus.Status
-	ProposeConfChange(ctx context.Context, cc consensus.ConfChange) error
-	TransferLeadership(ctx context.Context, id string) error
-}
 
 // StatusJSON is the body of GET /status (DESIGN.md).
 type StatusJSON struct {

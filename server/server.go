@@ -127,6 +127,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		attemptTimeout: 2 * cfg.ElectionTimeout,
 		writeTimeout:   cfg.WriteTimeout,
 		retryBackoff:   cfg.HeartbeatInterval,
+		metrics:        s.metrics,
 	}
 	if s.pgLn, err = net.Listen("tcp", cfg.PGAddr); err != nil {
 		return nil, fmt.Errorf("listen for PostgreSQL clients on %s: %w", cfg.PGAddr, err)

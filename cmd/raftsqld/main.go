@@ -132,4 +132,3 @@ func parsePeers(s string) ([]consensus.Member, error) {
 	}
 	return out, nil
 }
-
