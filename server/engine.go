@@ -7,7 +7,7 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
-		"time"
+	"time"
 
 	"github.com/raftsql/raftsql/consensus"
 	"github.com/raftsql/raftsql/fsm"
