@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +32,9 @@ type env struct {
 	now         func() time.Time
 	benchDriver func(cfg *benchConfig) benchDriver
 	isTerminal  func(r io.Reader) bool
+	random      io.Reader // salts
+	// readPassword asks for a password without echo (on a terminal).
+	readPassword func(prompt string) (string, error)
 }
 
 func defaultEnv() env {
@@ -44,6 +48,11 @@ func defaultEnv() env {
 		isTerminal: func(r io.Reader) bool {
 			f, ok := r.(*os.File)
 			return ok && readline.IsTerminal(int(f.Fd()))
+		},
+		random: rand.Reader,
+		readPassword: func(prompt string) (string, error) {
+			b, err := readline.Password(prompt)
+			return string(b), err
 		},
 	}
 }
@@ -67,7 +76,8 @@ func adminFlagsTimeout(timeout time.Duration) []cli.Flag {
 // adminValueFlags and shellValueFlags name the flags that take a value,
 // for reorderArgs.
 var (
-	adminValueFlags = map[string]bool{"http": true, "user": true, "password": true, "timeout": true, "consistency": true}
+	adminValueFlags = map[string]bool{"http": true, "user": true, "password": true, "timeout": true, "consistency": true,
+		"auth-file": true, "iterations": true}
 	shellValueFlags = map[string]bool{"h": true, "host": true, "p": true, "port": true, "U": true, "username": true,
 		"d": true, "dbname": true, "c": true, "command": true, "f": true, "file": true, "http": true}
 )
@@ -112,7 +122,7 @@ func withTimeout(c *cli.Context) (context.Context, context.CancelFunc) {
 func (e env) run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) > 1 {
 		switch args[1] {
-		case "status", "backup", "restore", "join", "remove", "transfer-leadership":
+		case "status", "backup", "restore", "join", "remove", "transfer-leadership", "passwd":
 			args = append([]string{args[0], args[1]}, reorderArgs(args[2:], adminValueFlags)...)
 		case "bench":
 		default:
@@ -264,6 +274,7 @@ func (e env) run(ctx context.Context, args []string, stdin io.Reader, stdout, st
 				},
 			},
 			e.benchCommand(stdout),
+			e.passwdCommand(stdin, stdout),
 		},
 	}
 	err := app.RunContext(ctx, args)
@@ -419,6 +430,59 @@ func (e env) benchCommand(stdout io.Writer) *cli.Command {
 				return err
 			}
 			return writeBenchReport(stdout, res)
+		},
+	}
+}
+
+func (e env) passwdCommand(stdin io.Reader, stdout io.Writer) *cli.Command {
+	return &cli.Command{
+		Name:      "passwd",
+		Usage:     "set USER's password in an auth file (a SCRAM-SHA-256 verifier, never the password)",
+		ArgsUsage: "USER",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "auth-file", Required: true, EnvVars: []string{"RAFTSQL_AUTH_FILE"}, Usage: "the `FILE` raftsqld reads with --auth-file"},
+			&cli.BoolFlag{Name: "password-stdin", Usage: "read the password from the first line of stdin instead of prompting"},
+			&cli.IntFlag{Name: "iterations", Value: scramIterations, Usage: "PBKDF2 iterations"},
+		},
+		Action: func(c *cli.Context) error {
+			user, err := oneArg(c, "USER")
+			if err != nil {
+				return err
+			}
+			if it := c.Int("iterations"); it < 4096 || it > 10_000_000 {
+				return fmt.Errorf("%w: --iterations must be between 4096 and 10000000", ErrUsage)
+			}
+			var pw string
+			switch {
+			case c.Bool("password-stdin") || !e.isTerminal(stdin):
+				if pw, err = readPasswordLine(stdin); err != nil {
+					return err
+				}
+			default:
+				if pw, err = e.readPassword("Password for " + user + ": "); err != nil {
+					return err
+				}
+				again, err := e.readPassword("Again: ")
+				if err != nil {
+					return err
+				}
+				if again != pw {
+					return fmt.Errorf("%w: the passwords differ", ErrBadPassword)
+				}
+			}
+			salt := make([]byte, 16)
+			if _, err := io.ReadFull(e.random, salt); err != nil {
+				return fmt.Errorf("salt: %w", err)
+			}
+			v, err := scramVerifier(pw, salt, c.Int("iterations"))
+			if err != nil {
+				return err
+			}
+			if err := setAuthEntry(c.String("auth-file"), user, v); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "passwd: set the password of %s in %s\n", user, c.String("auth-file"))
+			return nil
 		},
 	}
 }

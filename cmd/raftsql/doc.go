@@ -39,6 +39,16 @@
 // never half written; restore refuses a file that is not SQLite before
 // sending anything.
 //
+// # Passwords
+//
+//	raftsql passwd --auth-file FILE [--password-stdin] USER
+//
+// writes USER's SCRAM-SHA-256 verifier into the auth file that raftsqld
+// reads with --auth-file (a line "USER:" + PostgreSQL's rolpassword
+// format, see passwd.go), replacing an older line of the user, through a
+// temporary file and a rename, mode 0600. The password is asked twice
+// without echo on a terminal; the file never holds it.
+//
 // # Bench
 //
 //	raftsql bench --hosts H:P,H:P --conns N (--duration D | --ops N)
