@@ -529,11 +529,12 @@ func (c *conn) bufferWrite(ctx context.Context, p *portal, maxRows int) {
 		return
 	}
 	c.txnWrites = append(c.txnWrites, fsm.Statement{SQL: p.ps.sql, Args: p.args})
-	rs := &resultSet{tag: commandTag(p.ps.st.Verb, 0, false)}
-	if !c.txnNoticed {
+	n, known := insertValuesCount(p.ps.st.Text)
+	rs := &resultSet{tag: commandTag(p.ps.st.Verb, n, false)}
+	if !known && isWriteVerb(p.ps.st.Verb) && !c.txnNoticed {
 		c.txnNoticed = true
 		rs.pre = append(rs.pre, notice("NOTICE", codeSuccessfulCompletion,
-			"raftsql applies the writes of a transaction at COMMIT; row counts inside the transaction are reported as 0"))
+			"raftsql applies the writes of a transaction at COMMIT; row counts of UPDATE and DELETE inside the transaction are reported as 0"))
 	}
 	p.rs = rs
 	c.out = append(c.out, item{kind: itemExec, p: p, maxRows: maxRows})

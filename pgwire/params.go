@@ -257,3 +257,42 @@ func inferInsert(sig []sqltext.Token, lookup columnLookup, set func(int, uint32)
 		}
 	}
 }
+
+// insertValuesCount returns the number of rows a plain INSERT … VALUES
+// (…), (…) inserts when it succeeds: every tuple, since without ON
+// CONFLICT or OR IGNORE/REPLACE any failure fails the statement. known is
+// false for any other statement.
+func insertValuesCount(text string) (int64, bool) {
+	sig := significant(text)
+	if len(sig) == 0 || !sig[0].IsKeyword("INSERT") {
+		return 0, false
+	}
+	i := 0
+	for i < len(sig) && !sig[i].IsKeyword("VALUES") {
+		if sig[i].IsKeyword("OR") || sig[i].IsKeyword("SELECT") {
+			return 0, false
+		}
+		i++
+	}
+	if i == len(sig) {
+		return 0, false
+	}
+	var n int64
+	depth := 0
+	for i++; i < len(sig); i++ {
+		t := sig[i]
+		switch {
+		case t.Text == "(":
+			if depth == 0 {
+				n++
+			}
+			depth++
+		case t.Text == ")":
+			depth--
+		case depth == 0 && t.Text == ",", depth == 0 && t.Text == ";":
+		case depth == 0:
+			return 0, false // ON CONFLICT, RETURNING, …
+		}
+	}
+	return n, n > 0
+}
