@@ -16,6 +16,11 @@ var ErrNonDeterministic = errors.New("sqltext: statement cannot be made determin
 // (an unterminated quote or comment).
 var ErrSyntax = errors.New("sqltext: syntax error")
 
+// ErrUnsupported is returned (wrapped) by Translate for PostgreSQL that
+// has no SQLite equivalent (a SERIAL column that cannot be SQLite's
+// INTEGER PRIMARY KEY, TRUNCATE of several tables, …).
+var ErrUnsupported = errors.New("sqltext: not supported")
+
 // Kind classifies a statement for the session layer.
 type Kind int
 
@@ -43,14 +48,6 @@ type Statement struct {
 	// ErrorResponse positions).
 	Offset int
 }
-
-// Translate rewrites one PostgreSQL statement into SQLite's dialect:
-// $n placeholders become ?n; `expr::type` casts become CAST(expr AS type);
-// SERIAL/BIGSERIAL/SMALLSERIAL columns become INTEGER PRIMARY KEY
-// AUTOINCREMENT (keeping the declared type name visible to type mapping
-// where possible); now(), current_timestamp, TRUE/FALSE, ILIKE, and the
-// schema prefix pg_catalog./public. are handled. It returns the new text.
-func Translate(stmt string) (string, error) { panic("not implemented") }
 
 // MakeDeterministic replaces non-deterministic SQL with literals fixed by
 // the proposer: random() → an integer literal, randomblob(<literal n>) → a

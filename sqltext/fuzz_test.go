@@ -22,6 +22,7 @@ var fuzzSeeds = []string{
 	"select x::text::int, (a+b)::numeric(10,2), f(x)::bool, arr[1]::int4",
 	"select '",
 	"/*",
+	"set x to 'a', b, -1; show x; set time zone local",
 }
 
 // FuzzSplit: Split never panics; statements lie where Offset says; and
@@ -53,6 +54,14 @@ func FuzzSplit(f *testing.F) {
 				return
 			}
 			texts = append(texts, s.Text)
+			switch s.Kind { // the helpers must not panic either
+			case KindSet:
+				if _, err := ParseSetStmt(s.Text); err != nil && !errors.Is(err, ErrSyntax) {
+					t.Fatalf("ParseSetStmt(%q): %v does not wrap ErrSyntax", s.Text, err)
+				}
+			case KindShow:
+				ParseShow(s.Text)
+			}
 		}
 		again, err := Split(strings.Join(texts, "\n;\n"))
 		if err != nil {
@@ -65,6 +74,42 @@ func FuzzSplit(f *testing.F) {
 			if again[i].Text != sts[i].Text || again[i].Kind != sts[i].Kind || again[i].Verb != sts[i].Verb {
 				t.Fatalf("re-split statement %d = %+v, want %+v", i, again[i], sts[i])
 			}
+		}
+	})
+}
+
+// FuzzTranslate: Translate never panics; errors wrap ErrSyntax or
+// ErrUnsupported; its output lexes, splits into no more statements than
+// the input, and translating it again changes nothing.
+func FuzzTranslate(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, q string) {
+		out, err := Translate(q)
+		if err != nil {
+			if !errors.Is(err, ErrSyntax) && !errors.Is(err, ErrUnsupported) {
+				t.Fatalf("Translate(%q) error %v wraps neither ErrSyntax nor ErrUnsupported", q, err)
+			}
+			return
+		}
+		in, err := Split(q)
+		if err != nil {
+			t.Fatalf("Translate accepted %q that Split rejects: %v", q, err)
+		}
+		got, err := Split(out)
+		if err != nil {
+			t.Fatalf("Translate(%q) = %q which does not split: %v", q, out, err)
+		}
+		if len(got) > len(in) {
+			t.Fatalf("Translate(%q) = %q: %d statements from %d", q, out, len(got), len(in))
+		}
+		again, err := Translate(out)
+		if err != nil {
+			t.Fatalf("Translate(Translate(%q) = %q): %v", q, out, err)
+		}
+		if again != out {
+			t.Fatalf("Translate not idempotent:\n in  %q\n out %q\n again %q", q, out, again)
 		}
 	})
 }
