@@ -337,7 +337,7 @@ func (f *FSM) applyCommand(cmd Command) ([]Result, error) {
 		}
 	}
 	w := f.w
-	if err := w.exec("SAVEPOINT raftsql_entry"); err != nil {
+	if _, err := w.queryCached("SAVEPOINT raftsql_entry"); err != nil {
 		return nil, err
 	}
 	results := make([]Result, 0, len(cmd.Stmts))
@@ -364,13 +364,13 @@ func (f *FSM) applyCommand(cmd Command) ([]Result, error) {
 		results[len(results)-1].Err = ferr
 	}
 	if failed {
-		if err := w.exec("ROLLBACK TO raftsql_entry"); err != nil {
+		if _, err := w.queryCached("ROLLBACK TO raftsql_entry"); err != nil {
 			return nil, err
 		}
 		// A statement failure never ends SQLite's transaction (ROLLBACK
 		// resolution is refused), but make sure of it.
 	}
-	if err := w.exec("RELEASE raftsql_entry"); err != nil {
+	if _, err := w.queryCached("RELEASE raftsql_entry"); err != nil {
 		return nil, err
 	}
 	if cmd.SessionID != 0 {
@@ -384,7 +384,7 @@ func (f *FSM) applyCommand(cmd Command) ([]Result, error) {
 // dedup reports whether cmd was already applied for its session, and then
 // the results to return instead.
 func (f *FSM) dedup(cmd Command) ([]Result, bool, error) {
-	rows, err := f.w.query("SELECT last_seq, result FROM _raftsql_sessions WHERE session_id = ?", int64(cmd.SessionID))
+	rows, err := f.w.queryCached("SELECT last_seq, result FROM _raftsql_sessions WHERE session_id = ?", int64(cmd.SessionID))
 	if err != nil || len(rows) == 0 {
 		return nil, false, err
 	}
@@ -406,14 +406,14 @@ func (f *FSM) dedup(cmd Command) ([]Result, bool, error) {
 // finishSession stores the result of cmd as its session's last, then
 // expires sessions idle for more than SessionTTL as of cmd's time.
 func (f *FSM) finishSession(cmd Command, rs []Result) error {
-	_, err := f.w.query(`INSERT INTO _raftsql_sessions(session_id, last_seq, result, updated) VALUES (?, ?, ?, ?)
+	_, err := f.w.queryCached(`INSERT INTO _raftsql_sessions(session_id, last_seq, result, updated) VALUES (?, ?, ?, ?)
 		ON CONFLICT(session_id) DO UPDATE SET last_seq = excluded.last_seq, result = excluded.result, updated = excluded.updated`,
 		int64(cmd.SessionID), int64(cmd.Seq), encodeResults(rs), cmd.UnixMicro)
 	if err != nil {
 		return err
 	}
 	if cmd.UnixMicro > 0 {
-		_, err = f.w.query("DELETE FROM _raftsql_sessions WHERE updated < ?", cmd.UnixMicro-SessionTTL.Microseconds())
+		_, err = f.w.queryCached("DELETE FROM _raftsql_sessions WHERE updated < ?", cmd.UnixMicro-SessionTTL.Microseconds())
 	}
 	return err
 }
@@ -465,23 +465,28 @@ func execWrite(w *sconn, st Statement) (Result, error) {
 }
 
 // runStatement prepares, binds and runs st on c, collecting its rows.
-// RowsAffected and LastInsertID are set only when the statement changed
-// rows (they are part of stored results, so they must not depend on what
-// the connection did before).
 func runStatement(ctx context.Context, c *sconn, st Statement) (Result, error) {
-	var r Result
 	s, err := c.prepareSingle(st.SQL)
 	if err != nil {
-		return r, err
+		return Result{}, err
 	}
 	if s == nil {
 		if len(st.Args) != 0 {
-			return r, &SQLError{Code: CodeBadParameter, Message: fmt.Sprintf("empty statement given %d parameters", len(st.Args))}
+			return Result{}, &SQLError{Code: CodeBadParameter, Message: fmt.Sprintf("empty statement given %d parameters", len(st.Args))}
 		}
-		return r, nil
+		return Result{}, nil
 	}
 	defer s.finalize()
-	if serr := s.bind(st.Args); serr != nil {
+	return runPrepared(ctx, c, s, st.Args)
+}
+
+// runPrepared binds args to s and runs it, collecting its rows.
+// RowsAffected and LastInsertID are set only when the statement changed
+// rows (they are part of stored results, so they must not depend on what
+// the connection did before).
+func runPrepared(ctx context.Context, c *sconn, s *sstmt, args []any) (Result, error) {
+	var r Result
+	if serr := s.bind(args); serr != nil {
 		return r, serr
 	}
 	r.Columns = s.columns()
@@ -515,6 +520,17 @@ func (c *sconn) query(sql string, args ...any) ([][]any, error) {
 	return r.Rows, err
 }
 
+// queryCached is query with the statement kept prepared on c.
+func (c *sconn) queryCached(sql string, args ...any) ([][]any, error) {
+	s, err := c.cached(sql)
+	if err != nil {
+		return nil, err
+	}
+	defer s.reset()
+	r, err := runPrepared(context.Background(), c, s, args)
+	return r.Rows, err
+}
+
 func readMeta(c *sconn, key string) (uint64, error) {
 	rows, err := c.query("SELECT value FROM _raftsql_meta WHERE key = ?", key)
 	if err != nil {
@@ -531,7 +547,7 @@ func readMeta(c *sconn, key string) (uint64, error) {
 }
 
 func setApplied(c *sconn, index, term uint64) error {
-	_, err := c.query("UPDATE _raftsql_meta SET value = iif(key = 'applied_index', ?, ?) WHERE key IN ('applied_index', 'applied_term')", int64(index), int64(term))
+	_, err := c.queryCached("UPDATE _raftsql_meta SET value = iif(key = 'applied_index', ?, ?) WHERE key IN ('applied_index', 'applied_term')", int64(index), int64(term))
 	return err
 }
 

@@ -43,6 +43,9 @@ type sconn struct {
 	tls  *libc.TLS
 	db   uintptr
 	path string
+	// cache holds prepared internal statements by SQL text (the fsm's
+	// own, fixed statements: bounded).
+	cache map[string]*sstmt
 }
 
 // openConn opens path and runs pragmas (each "name=value") on it.
@@ -88,6 +91,10 @@ func (c *sconn) close() error {
 	if c.db == 0 {
 		return nil
 	}
+	for _, s := range c.cache {
+		s.finalize()
+	}
+	c.cache = nil
 	rc := sqlite3.Xsqlite3_close_v2(c.tls, c.db)
 	c.db = 0
 	c.tls.Close()
@@ -196,6 +203,32 @@ func (c *sconn) prepareSingle(sql string) (*sstmt, error) {
 		}
 	}
 	return st, nil
+}
+
+// cached returns the prepared statement for sql (one statement), preparing
+// it on first use. The caller must call s.reset() when done with it.
+func (c *sconn) cached(sql string) (*sstmt, error) {
+	if s := c.cache[sql]; s != nil {
+		return s, nil
+	}
+	s, err := c.prepareSingle(sql)
+	if err != nil {
+		return nil, err
+	}
+	if s == nil {
+		return nil, fmt.Errorf("fsm: empty internal statement")
+	}
+	if c.cache == nil {
+		c.cache = map[string]*sstmt{}
+	}
+	c.cache[sql] = s
+	return s, nil
+}
+
+// reset makes a cached statement ready for its next use.
+func (s *sstmt) reset() {
+	sqlite3.Xsqlite3_reset(s.c.tls, s.p)
+	sqlite3.Xsqlite3_clear_bindings(s.c.tls, s.p)
 }
 
 func (s *sstmt) finalize() {

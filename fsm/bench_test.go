@@ -1,0 +1,49 @@
+package fsm
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/raftsql/raftsql/consensus"
+)
+
+// BenchmarkApply measures applied entries per second for batch sizes the
+// driver may hand over (one INSERT per entry, each with a session).
+func BenchmarkApply(b *testing.B) {
+	for _, batch := range []int{1, 16, 128} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			f := openT(b, b.TempDir())
+			mustApply(b, f, ent(1, cmd(0, 0, st("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)"))))
+			idx := uint64(1)
+			entries := make([]consensus.Entry, 0, batch)
+			b.ResetTimer()
+			for i := 0; i < b.N; {
+				entries = entries[:0]
+				for j := 0; j < batch && i < b.N; j++ {
+					idx++
+					i++
+					entries = append(entries, ent(idx, cmd(uint64(1+i%64), uint64(i), st("INSERT INTO t(v) VALUES ($1)", "value"))))
+				}
+				if err := f.Apply(context.Background(), entries); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "entries/s")
+		})
+	}
+}
+
+func BenchmarkQuery(b *testing.B) {
+	f := openT(b, b.TempDir())
+	mustApply(b, f, ent(1, cmd(0, 0, st("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)"), st("INSERT INTO t(v) SELECT 'x' FROM generate_series(1, 100)"))))
+	stmts := []Statement{st("SELECT v FROM t WHERE id = $1", int64(7))}
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := f.Query(context.Background(), stmts); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
