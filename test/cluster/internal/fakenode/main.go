@@ -2,7 +2,11 @@
 // tests: it accepts raftsqld's flags, serves /status and /readyz, and on
 // its Raft address exchanges hello lines with its peers so that a test can
 // see which links the fault proxy lets through. The lowest id is always the
-// leader. It knows nothing of Raft or SQL.
+// leader. It knows nothing of Raft or SQL: with $FAKENODE_PG_DSN set it
+// forwards its PostgreSQL port to that server (every node of one cluster to
+// the same database, created on first use and named after the cluster's
+// directory), which lets the whole-cluster tests be tried against a real
+// PostgreSQL while raftsqld is being written.
 package main
 
 import (
@@ -13,9 +17,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -36,6 +42,8 @@ func run() error {
 	peers := fs.String("peers", "", "")
 	fs.Duration("election-timeout", 0, "")
 	fs.Duration("heartbeat-interval", 0, "")
+	fs.Int("snapshot-entries", 0, "")
+	dataDir := fs.Lookup("data-dir")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return err
 	}
@@ -62,6 +70,10 @@ func run() error {
 		return err
 	}
 	defer pl.Close()
+	if dsn := os.Getenv("FAKENODE_PG_DSN"); dsn != "" {
+		db := dbName(dataDir.Value.String())
+		go forwardPG(pl, dsn, db)
+	}
 	go func() {
 		for {
 			c, err := rl.Accept()
@@ -127,5 +139,11 @@ func run() error {
 			"heard_from": recent,
 		})
 	})
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM)
+	go func() {
+		<-sig
+		os.Exit(0) // a clean shutdown, as raftsqld does on SIGTERM
+	}()
 	return http.ListenAndServe(*httpAddr, mux)
 }
