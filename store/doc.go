@@ -44,7 +44,8 @@
 //
 // The configuration returned by InitialState (and recorded by Compact) is
 // the snapshot's configuration with every EntryConfChange after it applied
-// through Options.ApplyConfChange, which the consensus package provides.
+// through Options.ApplyConfChange (default CoreApplyConfChange: the core's
+// own rules).
 //
 // # Debugging
 //

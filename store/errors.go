@@ -21,8 +21,4 @@ var (
 	// ErrInvalidArgument: Save or Compact was called with arguments that
 	// would leave a hole in the log or rewrite compacted entries.
 	ErrInvalidArgument = errors.New("store: invalid argument")
-	// ErrNoConfDecoder: the log holds configuration entries but
-	// Options.ApplyConfChange is nil, so InitialState cannot compute the
-	// configuration.
-	ErrNoConfDecoder = errors.New("store: configuration entries present but no ApplyConfChange decoder configured")
 )

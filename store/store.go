@@ -28,9 +28,8 @@ type Options struct {
 	Logger *slog.Logger
 	// ApplyConfChange applies the configuration entry e to cs and returns
 	// the new configuration. InitialState and Compact use it to compute the
-	// configuration as of an index. nil is allowed until the log holds a
-	// configuration entry after the snapshot; then those calls fail with
-	// ErrNoConfDecoder.
+	// configuration as of an index. nil means the consensus core's own
+	// rules (CoreApplyConfChange).
 	ApplyConfChange func(cs consensus.ConfState, e consensus.Entry) (consensus.ConfState, error)
 	// LockTimeout bounds how long Open waits for another process's lock
 	// on the file (default 1s).
@@ -97,6 +96,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	}
 	if opts.LockTimeout <= 0 {
 		opts.LockTimeout = time.Second
+	}
+	if opts.ApplyConfChange == nil {
+		opts.ApplyConfChange = CoreApplyConfChange
 	}
 	if opts.CacheEntries <= 0 {
 		opts.CacheEntries = 4096
@@ -301,11 +303,14 @@ func (s *Store) cacheDropBefore(from uint64) {
 // Save durably writes hs, the optional snapshot meta snap and entries, in
 // one bolt transaction (one fsync), and returns once they are on disk.
 //
-//   - snap != nil installs a snapshot: the whole existing log is discarded
-//     and the log continues at snap.Index+1.
-//   - entries must be contiguous; entries[0].Index must be in
-//     [FirstIndex(), LastIndex()+1]; existing entries at >= entries[0].Index
-//     are replaced (a conflicting suffix is deleted).
+//   - snap, if newer than the stored snapshot, is installed (Raft §7): when
+//     the log holds snap.Index with snap.Term, the entries after it are
+//     kept; otherwise the whole log is discarded and continues at
+//     snap.Index+1. An older or equal snapshot is ignored.
+//   - entries must be contiguous and start at most at LastIndex()+1;
+//     entries at or below the snapshot index are skipped, and existing
+//     entries at >= entries[0].Index are replaced (a conflicting suffix is
+//     deleted).
 //   - hs is written when its Term or Vote differ from the stored ones (or
 //     with any other write); a change of Commit alone costs no I/O.
 //
@@ -319,13 +324,24 @@ func (s *Store) Save(hs consensus.HardState, entries []consensus.Entry, snap *co
 	old := s.c
 	nc := s.c
 	write := false
-	if snap != nil {
-		if snap.Index <= old.Snap.Index {
-			return fmt.Errorf("%w: snapshot at %d is not newer than the stored one at %d", ErrInvalidArgument, snap.Index, old.Snap.Index)
-		}
+	newSnap := snap != nil && snap.Index > old.Snap.Index
+	keepSuffix := false
+	if newSnap {
 		nc.Snap = cloneMeta(*snap)
 		nc.Last = snap.Index
+		if snap.Index <= old.Last && s.terms[snap.Index-old.Snap.Index-1] == snap.Term {
+			keepSuffix = true
+			nc.Last = old.Last
+		}
 		write = true
+	}
+	// termOf is the term of entry i in [nc.Snap.Index, nc.Last] before
+	// this Save's entries are applied.
+	termOf := func(i uint64) uint64 {
+		if i == nc.Snap.Index {
+			return nc.Snap.Term
+		}
+		return s.terms[i-old.Snap.Index-1]
 	}
 	if !hs.IsEmpty() {
 		if hs.Term < old.Term {
@@ -339,23 +355,28 @@ func (s *Store) Save(hs consensus.HardState, entries []consensus.Entry, snap *co
 			nc.Commit = hs.Commit
 		}
 	}
+	if len(entries) > 0 && entries[0].Index <= nc.Snap.Index {
+		// Already covered by the snapshot.
+		if n := nc.Snap.Index + 1 - entries[0].Index; n < uint64(len(entries)) {
+			entries = entries[n:]
+		} else {
+			entries = nil
+		}
+	}
 	if len(entries) > 0 {
 		first := entries[0].Index
-		if first <= nc.Snap.Index || first > nc.Last+1 {
-			return fmt.Errorf("%w: entries start at %d, the log holds (%d, %d]", ErrInvalidArgument, first, nc.Snap.Index, nc.Last)
+		if first > nc.Last+1 {
+			return fmt.Errorf("%w: entries start at %d, leaving a gap after %d", ErrInvalidArgument, first, nc.Last)
 		}
-		prevTerm := nc.Snap.Term
-		if first-1 > nc.Snap.Index {
-			prevTerm = s.terms[first-1-nc.Snap.Index-1]
-		}
+		prevTerm := termOf(first - 1)
 		for i := range entries {
+			if entries[i].Index != first+uint64(i) {
+				return fmt.Errorf("%w: entries not contiguous at %d", ErrInvalidArgument, entries[i].Index)
+			}
 			if entries[i].Term < prevTerm {
 				return fmt.Errorf("%w: entry %d has term %d below the previous entry's term %d", ErrInvalidArgument, entries[i].Index, entries[i].Term, prevTerm)
 			}
 			prevTerm = entries[i].Term
-			if entries[i].Index != first+uint64(i) {
-				return fmt.Errorf("%w: entries not contiguous at %d", ErrInvalidArgument, entries[i].Index)
-			}
 			if entries[i].Type != consensus.EntryNormal && entries[i].Type != consensus.EntryConfChange {
 				return fmt.Errorf("%w: entry %d has unknown type %d", ErrInvalidArgument, entries[i].Index, entries[i].Type)
 			}
@@ -385,10 +406,17 @@ func (s *Store) Save(hs consensus.HardState, entries []consensus.Entry, snap *co
 	s.c = nc
 
 	// In-memory view.
-	if snap != nil {
-		s.terms = s.terms[:0]
-		s.confIdx = s.confIdx[:0]
-		s.tail, s.tailBytes = nil, 0
+	if newSnap {
+		if keepSuffix {
+			s.terms = append([]uint64(nil), s.terms[snap.Index-old.Snap.Index:]...)
+			k := sort.Search(len(s.confIdx), func(i int) bool { return s.confIdx[i] > snap.Index })
+			s.confIdx = append([]uint64(nil), s.confIdx[k:]...)
+			s.cacheDropBefore(snap.Index + 1)
+		} else {
+			s.terms = s.terms[:0]
+			s.confIdx = s.confIdx[:0]
+			s.tail, s.tailBytes = nil, 0
+		}
 	}
 	if len(entries) > 0 {
 		first := entries[0].Index
@@ -411,7 +439,7 @@ func (s *Store) Save(hs consensus.HardState, entries []consensus.Entry, snap *co
 	// Delete what the new control record made garbage: entries before the
 	// new first index and past the new last index. Already safe on disk
 	// (Open ignores and removes them), so a failure here is only logged.
-	if nc.Snap.Index > old.Snap.Index && old.Last > old.Snap.Index {
+	if newSnap && old.Last > old.Snap.Index {
 		s.cleanup(old.Snap.Index+1, min(old.Last, nc.Snap.Index))
 	}
 	if old.Last > nc.Last {
@@ -444,7 +472,8 @@ func (s *Store) noteCommit(d time.Duration) {
 // Compact discards the entries up to and including index, which a snapshot
 // of the state machine covers. The snapshot meta (index, its term and the
 // configuration as of index) is recorded durably before any entry is
-// deleted. Compacting at or below the current snapshot is a no-op.
+// deleted. Compacting at or below the current snapshot returns an error
+// wrapping consensus.ErrCompacted and changes nothing.
 func (s *Store) Compact(index uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -452,7 +481,7 @@ func (s *Store) Compact(index uint64) error {
 		return ErrClosed
 	}
 	if index <= s.c.Snap.Index {
-		return nil
+		return fmt.Errorf("compact to %d, snapshot is at %d: %w", index, s.c.Snap.Index, consensus.ErrCompacted)
 	}
 	if index > s.c.Last {
 		return fmt.Errorf("compact to %d past last index %d: %w", index, s.c.Last, consensus.ErrUnavailable)
@@ -486,9 +515,6 @@ func (s *Store) confAt(index uint64) (consensus.ConfState, error) {
 	for _, ci := range s.confIdx {
 		if ci > index {
 			break
-		}
-		if s.opts.ApplyConfChange == nil {
-			return consensus.ConfState{}, ErrNoConfDecoder
 		}
 		e, err := s.entry(ci)
 		if err != nil {
@@ -623,6 +649,20 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	return s.bolt.Close()
+}
+
+// CoreApplyConfChange applies the configuration entry e to cs exactly as
+// the consensus core does (a change that does not apply is skipped, bytes
+// that do not decode are an error), by way of consensus.MemoryStorage, the
+// core's reference storage, so the rules live in one place.
+func CoreApplyConfChange(cs consensus.ConfState, e consensus.Entry) (consensus.ConfState, error) {
+	ms := consensus.NewMemoryStorage()
+	meta := &consensus.SnapshotMeta{Index: 1, Term: 1, Conf: cs}
+	if err := ms.Save(consensus.HardState{}, []consensus.Entry{{Index: 2, Term: 1, Type: e.Type, Data: e.Data}}, meta); err != nil {
+		return cs, err
+	}
+	_, out, err := ms.InitialState()
+	return out, err
 }
 
 func cloneMeta(m consensus.SnapshotMeta) consensus.SnapshotMeta {

@@ -150,10 +150,46 @@ func TestConfiguration(t *testing.T) {
 		t.Fatalf("after reopen conf = %v; want [a b c]", ids(cs))
 	}
 	s.Close()
+}
+
+// The default decoder follows the core's rules on entries the core encodes.
+func TestConfigurationCoreRules(t *testing.T) {
+	dir := t.TempDir()
+	s := openDir(t, dir, store.Options{})
+	cc := func(i uint64, typ consensus.ConfChangeType, id string) consensus.Entry {
+		return consensus.Entry{Index: i, Term: 1, Type: consensus.EntryConfChange, Data: consensus.EncodeConfChange(consensus.ConfChange{Type: typ, ID: id, Addr: id + ":7000"})}
+	}
+	es := []consensus.Entry{
+		cc(1, consensus.ConfAddVoter, "n1"), cc(2, consensus.ConfAddVoter, "n3"), cc(3, consensus.ConfAddLearner, "n2"),
+		cc(4, consensus.ConfRemove, "nobody"), // does not apply: skipped, as by the core
+		cc(5, consensus.ConfAddVoter, "n2"), cc(6, consensus.ConfRemove, "n3"),
+	}
+	if err := s.Save(consensus.HardState{Term: 1}, es, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := consensus.ConfState{Members: []consensus.Member{{ID: "n1", Addr: "n1:7000", Voter: true}, {ID: "n2", Addr: "n2:7000", Voter: true}}}
+	if _, cs, err := s.InitialState(); err != nil || !reflect.DeepEqual(cs, want) {
+		t.Fatalf("InitialState conf = %+v, %v; want %+v", cs, err, want)
+	}
+	if err := s.Compact(3); err != nil {
+		t.Fatal(err)
+	}
+	snap, _ := s.Snapshot()
+	if len(snap.Conf.Members) != 3 || snap.Conf.Members[1].Voter {
+		t.Fatalf("snapshot conf at 3 = %+v; want n1, n2 (learner), n3", snap.Conf)
+	}
+	s.Close()
 	s = openDir(t, dir, store.Options{})
 	defer s.Close()
-	if _, _, err := s.InitialState(); !errors.Is(err, store.ErrNoConfDecoder) {
-		t.Fatalf("InitialState without decoder: %v, want ErrNoConfDecoder", err)
+	if _, cs, err := s.InitialState(); err != nil || !reflect.DeepEqual(cs, want) {
+		t.Fatalf("after reopen: %+v, %v", cs, err)
+	}
+	// Bytes that do not decode are an error, not a silent skip.
+	if err := s.Save(consensus.HardState{}, []consensus.Entry{{Index: 7, Term: 1, Type: consensus.EntryConfChange, Data: []byte{9, 9}}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.InitialState(); err == nil {
+		t.Fatalf("InitialState accepted an undecodable configuration entry")
 	}
 }
 
@@ -328,6 +364,67 @@ func TestOpenFinishesInterruptedCleanup(t *testing.T) {
 	}
 	if tm, _ := s.Term(21); tm != 2 {
 		t.Fatalf("Term(21) = %d, want 2", tm)
+	}
+}
+
+func TestSaveValidates(t *testing.T) {
+	s := openDir(t, t.TempDir(), store.Options{})
+	defer s.Close()
+	if err := s.Save(consensus.HardState{Term: 2}, entries(1, 4, 2), nil); err != nil {
+		t.Fatal(err)
+	}
+	bad := map[string]struct {
+		hs consensus.HardState
+		es []consensus.Entry
+	}{
+		"gap":            {es: entries(5, 6, 2)},
+		"not contiguous": {es: []consensus.Entry{entries(4, 5, 2)[0], entries(6, 7, 2)[0]}},
+		"term decreases": {es: entries(4, 5, 1)},
+		"unknown type":   {es: []consensus.Entry{{Index: 4, Term: 2, Type: 7}}},
+		"term goes back": {hs: consensus.HardState{Term: 1}},
+	}
+	for name, c := range bad {
+		if err := s.Save(c.hs, c.es, nil); !errors.Is(err, store.ErrInvalidArgument) {
+			t.Errorf("%s: Save = %v, want ErrInvalidArgument", name, err)
+		}
+	}
+	if last, _ := s.LastIndex(); last != 3 {
+		t.Fatalf("a rejected Save changed the log: last %d", last)
+	}
+	if st := s.Stats(); st.Commits != 1 {
+		t.Fatalf("rejected Saves wrote: %+v", st)
+	}
+}
+
+func TestOpenFinishesInterruptedCompaction(t *testing.T) {
+	dir := t.TempDir()
+	path := newStoreFile(t, dir)
+	s := openDir(t, dir, store.Options{})
+	if err := s.Compact(10); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	// Entries at or below the snapshot, as a crash between the control
+	// record and the deletion would leave them.
+	b, err := raftboltdb.NewBoltStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.StoreLogs([]*raft.Log{{Index: 9, Term: 1, Data: []byte("old")}, {Index: 10, Term: 1, Data: []byte("old")}})
+	b.Close()
+	s = openDir(t, dir, store.Options{})
+	if first, _ := s.FirstIndex(); first != 11 {
+		t.Fatalf("FirstIndex = %d, want 11", first)
+	}
+	s.Close()
+	b, err = raftboltdb.NewBoltStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var l raft.Log
+	if err := b.GetLog(9, &l); !errors.Is(err, raft.ErrLogNotFound) {
+		t.Fatalf("compacted entry 9 still in the file: %v", err)
 	}
 }
 
