@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/raftsql/raftsql/consensus"
+	"github.com/raftsql/raftsql/consensus/transport"
 	"github.com/raftsql/raftsql/store"
 )
 
@@ -62,7 +63,7 @@ func (f *benchFSM) wait(k uint64) chan struct{} {
 //	go test -run '^$' -bench BenchmarkReplicate -benchtime 3s ./consensus/node/
 func BenchmarkReplicate(b *testing.B) {
 	ids := []string{"n1", "n2", "n3"}
-	net := newMemNet()
+	net := transport.NewNetwork(transport.NetworkConfig{Seed: 1})
 	var peers []consensus.Member
 	for _, id := range ids {
 		peers = append(peers, consensus.Member{ID: id, Addr: "mem:" + id, Voter: true})
@@ -79,7 +80,7 @@ func BenchmarkReplicate(b *testing.B) {
 		}
 		fsms[id] = &benchFSM{waiters: map[uint64]chan struct{}{}}
 		n, err := Start(ctx, Config{
-			ID: id, Peers: peers, Store: st, Transport: net.transport(id),
+			ID: id, Peers: peers, Store: st, Transport: net.Transport(transport.MemConfig{ID: id, Addr: "mem:" + id}),
 			StateMachine: fsms[id], RandSeed: uint64(i + 1),
 		})
 		if err != nil {

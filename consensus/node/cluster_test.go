@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/raftsql/raftsql/consensus"
+	"github.com/raftsql/raftsql/consensus/transport"
 	"github.com/raftsql/raftsql/store"
 )
 
@@ -22,11 +23,14 @@ type testFSM struct {
 	t       testing.TB
 	mu      sync.Mutex
 	applied uint64
-	data    [][]byte       // Data of applied non-empty normal entries, in order
-	count   map[uint64]int // applications per index
+	data    [][]byte          // Data of applied non-empty normal entries, in order
+	index   map[string]uint64 // first index at which each Data was applied
+	count   map[uint64]int    // applications per index
 }
 
-func newTestFSM(t testing.TB) *testFSM { return &testFSM{t: t, count: map[uint64]int{}} }
+func newTestFSM(t testing.TB) *testFSM {
+	return &testFSM{t: t, count: map[uint64]int{}, index: map[string]uint64{}}
+}
 
 func (f *testFSM) Apply(ctx context.Context, ents []consensus.Entry) error {
 	f.mu.Lock()
@@ -42,6 +46,9 @@ func (f *testFSM) Apply(ctx context.Context, ents []consensus.Entry) error {
 		f.applied = e.Index
 		if e.Type == consensus.EntryNormal && len(e.Data) > 0 {
 			f.data = append(f.data, e.Data)
+			if _, ok := f.index[string(e.Data)]; !ok {
+				f.index[string(e.Data)] = e.Index
+			}
 		}
 	}
 	return nil
@@ -63,7 +70,14 @@ func (f *testFSM) values() []string {
 	return out
 }
 
-func (f *testFSM) has(v string) bool { return slices.Contains(f.values(), v) }
+func (f *testFSM) has(v string) bool { _, ok := f.indexOf(v); return ok }
+
+func (f *testFSM) indexOf(v string) (uint64, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i, ok := f.index[v]
+	return i, ok
+}
 
 // confApply decodes a configuration entry for the store.
 func confApply(cs consensus.ConfState, e consensus.Entry) (consensus.ConfState, error) {
@@ -98,7 +112,7 @@ func confApply(cs consensus.ConfState, e consensus.Entry) (consensus.ConfState, 
 
 type cluster struct {
 	t     testing.TB
-	net   *memNet
+	net   *transport.Network
 	ids   []string
 	dir   string
 	fsms  map[string]*testFSM
@@ -117,7 +131,7 @@ const (
 
 func newCluster(t testing.TB, size int) *cluster {
 	c := &cluster{
-		t: t, net: newMemNet(), dir: t.TempDir(),
+		t: t, net: transport.NewNetwork(transport.NetworkConfig{Seed: 1}), dir: t.TempDir(),
 		fsms: map[string]*testFSM{}, nodes: map[string]*Node{}, et: testElection,
 	}
 	for i := range size {
@@ -172,7 +186,7 @@ func (c *cluster) startWith(id string, peers, contacts []consensus.Member) *Node
 		ElectionTimeout:   c.et,
 		HeartbeatInterval: testHeartbeat,
 		Store:             ls,
-		Transport:         c.net.transport(id),
+		Transport:         c.net.Transport(transport.MemConfig{ID: id, Addr: "mem:" + id}),
 		StateMachine:      c.fsms[id],
 		Logger:            testLogger(c.t, id),
 		Clock:             c.clock,

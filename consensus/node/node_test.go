@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/raftsql/raftsql/consensus"
+	"github.com/raftsql/raftsql/consensus/transport"
 )
 
 func ctxT(t testing.TB) context.Context {
@@ -196,7 +197,7 @@ func TestLeaseAndPartition(t *testing.T) {
 	}
 	term := l.Status().Term
 
-	c.net.isolate(l.ID(), c.ids...)
+	c.net.Isolate(l.ID(), c.ids...)
 	eventually(t, "a new leader in the majority", func() bool {
 		for _, f := range c.followers(l) {
 			if st := f.Status(); st.Role == consensus.RoleLeader && st.Term > term {
@@ -216,7 +217,7 @@ func TestLeaseAndPartition(t *testing.T) {
 	if l.LeaseValid() {
 		t.Fatal("stepped-down leader has a lease")
 	}
-	c.net.heal()
+	c.net.Heal()
 	nl := c.leader()
 	if nl.Status().Term <= term {
 		t.Fatalf("leader term %d after heal, was %d", nl.Status().Term, term)
@@ -256,7 +257,7 @@ func TestLeaseExpiresByClock(t *testing.T) {
 		t.Fatalf("LeaseDuration = %v, want %v", d, want)
 	}
 	// Every tick began at the frozen time, so the lease ends at start+d.
-	c.net.isolate(l.ID(), c.ids...)
+	c.net.Isolate(l.ID(), c.ids...)
 	clk.advance(d - time.Millisecond)
 	if !l.LeaseValid() {
 		t.Fatal("lease ended early")
@@ -338,7 +339,7 @@ func TestStoppedAndBadInput(t *testing.T) {
 }
 
 func TestConfigTiming(t *testing.T) {
-	base := Config{ID: "a", Store: nopStore{}, Transport: newMemNet().transport("a"), StateMachine: newTestFSM(t)}
+	base := Config{ID: "a", Store: nopStore{}, Transport: transport.NewNetwork(transport.NetworkConfig{}).Transport(transport.MemConfig{ID: "a"}), StateMachine: newTestFSM(t)}
 	cfg, tm, err := base.withDefaults()
 	if err != nil {
 		t.Fatal(err)
@@ -554,4 +555,65 @@ func TestDurablePrefix(t *testing.T) {
 				tc.durable, tc.committed, tc.entries, got, tc.want)
 		}
 	}
+}
+
+// write proposes v on whichever node leads until some node has applied it
+// (a proposal can be lost with its leader's term), and returns the index
+// at which it was applied: from then on the write is acknowledged.
+func (c *cluster) write(v string) uint64 {
+	c.t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for time.Now().Before(deadline) {
+		lead := c.leader()
+		propose(c.t, lead, v)
+		retry := time.Now().Add(2 * time.Second)
+		for time.Now().Before(retry) {
+			for _, f := range c.fsms {
+				if i, ok := f.indexOf(v); ok {
+					return i
+				}
+			}
+			select {
+			case <-lead.LeaderChanged():
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}
+	c.t.Fatalf("write %q never applied", v)
+	return 0
+}
+
+// With 15% of messages lost, ReadIndex on every node still answers (the
+// driver asks again) with an index covering every acknowledged write, and
+// the replicas agree once the network heals.
+func TestReadIndexUnderMessageLoss(t *testing.T) {
+	c := newCluster(t, 3)
+	c.startAll()
+	c.leader()
+	c.net.SetDropRate(0.15)
+	ctx := ctxT(t)
+	for round := range 5 {
+		v := fmt.Sprintf("lossy%d", round)
+		acked := c.write(v)
+		for id, n := range c.nodes {
+			idx, err := n.ReadIndex(ctx)
+			if err != nil {
+				t.Fatalf("ReadIndex on %s: %v", id, err)
+			}
+			if idx < acked {
+				t.Fatalf("ReadIndex on %s = %d, below acknowledged write at %d", id, idx, acked)
+			}
+			if err := n.WaitApplied(ctx, idx); err != nil {
+				t.Fatal(err)
+			}
+			if !c.fsms[id].has(v) {
+				t.Fatalf("%s applied %d but lacks %q (at %d)", id, idx, v, acked)
+			}
+		}
+	}
+	c.net.Heal()
+	l := c.leader()
+	propose(t, l, "end")
+	eventually(t, "leader applies end", func() bool { return c.fsms[l.ID()].has("end") })
+	c.waitValues(c.fsms[l.ID()].values())
 }
