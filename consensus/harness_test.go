@@ -234,16 +234,6 @@ func dataOf(ents []Entry) []string {
 	return out
 }
 
-func countType(msgs []Message, t MessageType) int {
-	n := 0
-	for _, m := range msgs {
-		if m.Type == t {
-			n++
-		}
-	}
-	return n
-}
-
 func mustEqualLogs(t testing.TB, nw *testNet) {
 	t.Helper()
 	var ref []Entry

@@ -1,7 +1,6 @@
 package consensus
 
 import (
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -858,6 +857,3 @@ func TestCheckQuorum_6_StaleLeaderLearnsNewTerm(t *testing.T) {
 		t.Fatalf("leader %q, want %q", nw.leader(), newLead)
 	}
 }
-
-// Errors must never be silently ignored by tests that expect drops.
-func isDropped(err error) bool { return errors.Is(err, ErrProposalDropped) }

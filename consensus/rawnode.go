@@ -47,6 +47,8 @@ func NewRawNode(cfg *Config) (*RawNode, error) {
 //
 // The log becomes one EntryConfChange per member, sorted by ID, all at term
 // 1 and committed at once; the state machine sees them as committed entries.
+// A node that crashes before persisting that first Ready restarts with
+// empty storage and simply calls Bootstrap again.
 func (rn *RawNode) Bootstrap(members []Member) error {
 	r := rn.r
 	if r.log.lastIndex() != 0 || r.term != 0 || r.vote != "" || len(r.conf.Members) != 0 {

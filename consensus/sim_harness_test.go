@@ -134,9 +134,6 @@ func newSim(seed uint64, p simParams, logf func(string, ...any)) *sim {
 			s.fail("start %s: %v", id, err)
 			return s
 		}
-		if err := n.rn.Bootstrap(members(all...)); err != nil {
-			s.fail("bootstrap: %v", err)
-		}
 	}
 	return s
 }
@@ -164,6 +161,13 @@ func (s *sim) start(n *simNode) error {
 	rn, err := NewRawNode(cfg)
 	if err != nil {
 		return err
+	}
+	if last, _ := n.st.LastIndex(); last == 0 && n.st.HardState().IsEmpty() {
+		// As a driver does: a node of the initial configuration whose
+		// storage is empty (it never persisted the bootstrap) bootstraps.
+		if err := rn.Bootstrap(members(ids(s.p.nodes)...)); err != nil {
+			return err
+		}
 	}
 	n.rn = rn
 	n.recheck = 1

@@ -15,8 +15,9 @@ var (
 
 // simRegressionSeeds are seeds that once failed; they run on every test.
 var simRegressionSeeds = []uint64{
-	3,   // replicate-state follower whose MsgApps were all dropped stayed stuck (inflight window full)
-	376, // ...or with nothing new to send after the drops (heartbeat reply now sends an empty MsgApp)
+	3,    // replicate-state follower whose MsgApps were all dropped stayed stuck (inflight window full)
+	376,  // ...or with nothing new to send after the drops (heartbeat reply now sends an empty MsgApp)
+	5431, // every node crashed before persisting the bootstrap Ready (restart bootstraps again)
 }
 
 func runSeed(t *testing.T, seed uint64, steps int, verbose bool) simStats {
