@@ -8,8 +8,11 @@
 // versioned binary format): a session id and sequence number, the
 // proposer's clock, and one or more statements with parameters — one unit
 // of work, with PostgreSQL's implicit-transaction semantics. An
-// EntryNormal with no data is a leader's no-op and an EntryConfChange is
-// membership: for both the fsm only records the index.
+// EntryNormal with no data is a leader's no-op: only its index is recorded.
+// An EntryConfChange is membership: the fsm records its index and keeps
+// the resulting configuration in _raftsql_members (same rules as the
+// consensus core, bootstrap entries included), so that a snapshot carries
+// its configuration (ReadSnapshotMeta, ConfState).
 //
 // # Apply
 //

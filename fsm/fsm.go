@@ -89,6 +89,7 @@ CREATE TABLE IF NOT EXISTS _raftsql_sessions(
 	updated INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS _raftsql_sessions_updated ON _raftsql_sessions(updated);
+CREATE TABLE IF NOT EXISTS _raftsql_members(id TEXT PRIMARY KEY, addr TEXT NOT NULL, voter INTEGER NOT NULL) WITHOUT ROWID;
 INSERT OR IGNORE INTO _raftsql_meta(key, value) VALUES ('applied_index', 0), ('applied_term', 0), ('conf_index', 0);
 `
 
@@ -267,7 +268,11 @@ func (f *FSM) Apply(ctx context.Context, entries []consensus.Entry) error {
 	for _, e := range entries {
 		switch {
 		case e.Type == consensus.EntryConfChange:
-			if err := setMeta(w, "conf_index", int64(e.Index)); err != nil {
+			err := f.applyConfChange(e)
+			if err == nil {
+				err = setMeta(w, "conf_index", int64(e.Index))
+			}
+			if err != nil {
 				_ = w.exec("ROLLBACK")
 				return fmt.Errorf("%w: entry %d: %w", ErrApplyFailed, e.Index, err)
 			}

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/raftsql/raftsql/consensus"
+
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
@@ -21,6 +23,8 @@ type SnapshotMeta struct {
 	Term  uint64 // the term of that entry
 	// ConfIndex is the index of the last configuration entry applied.
 	ConfIndex uint64
+	// Conf is the configuration as of Index.
+	Conf consensus.ConfState
 }
 
 // SnapshotFile writes a consistent copy of the database, as of one applied
@@ -165,6 +169,9 @@ func ReadSnapshotMeta(path string) (SnapshotMeta, error) {
 			return m, fmt.Errorf("%w: %s: %w", ErrBadSnapshot, path, err)
 		}
 		*dst = v
+	}
+	if m.Conf, err = readConf(c); err != nil {
+		return m, fmt.Errorf("%w: %s: %w", ErrBadSnapshot, path, err)
 	}
 	return m, nil
 }
