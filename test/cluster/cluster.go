@@ -41,7 +41,7 @@ type Options struct {
 	Logger *slog.Logger
 	// Timing of every node. The defaults ride through fsync stalls of a
 	// few hundred milliseconds on a loaded machine.
-	ElectionTimeout   time.Duration // default 2s
+	ElectionTimeout   time.Duration // default 1.5s (raftsqld randomizes up to twice this)
 	HeartbeatInterval time.Duration // default 200ms
 	// SnapshotEntries is passed as --snapshot-entries when > 0.
 	SnapshotEntries int
@@ -130,7 +130,7 @@ func New(opts Options) (*Cluster, error) {
 		opts.Nodes = 3
 	}
 	if opts.ElectionTimeout == 0 {
-		opts.ElectionTimeout = 2 * time.Second
+		opts.ElectionTimeout = 1500 * time.Millisecond
 	}
 	if opts.HeartbeatInterval == 0 {
 		opts.HeartbeatInterval = 200 * time.Millisecond
