@@ -1,10 +1,6 @@
 package sqltext
 
-import (
-	"errors"
-	"math/rand/v2"
-	"time"
-)
+import "errors"
 
 // The agreed API of sqltext, used by pgwire/, fsm/ and server/.
 
@@ -47,14 +43,4 @@ type Statement struct {
 	// Offset is the byte offset of Text in the original string (for
 	// ErrorResponse positions).
 	Offset int
-}
-
-// MakeDeterministic replaces non-deterministic SQL with literals fixed by
-// the proposer: random() → an integer literal, randomblob(<literal n>) → a
-// blob literal, 'now' in date/time functions, CURRENT_TIMESTAMP,
-// CURRENT_DATE, CURRENT_TIME → literals of now (UTC). A statement that
-// stays non-deterministic (randomblob of an expression, …) gives an error
-// wrapping ErrNonDeterministic that names the function.
-func MakeDeterministic(stmt string, now time.Time, rnd *rand.Rand) (string, error) {
-	panic("not implemented")
 }

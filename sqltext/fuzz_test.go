@@ -2,8 +2,10 @@ package sqltext
 
 import (
 	"errors"
+	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 )
 
 var fuzzSeeds = []string{
@@ -110,6 +112,40 @@ func FuzzTranslate(f *testing.F) {
 		}
 		if again != out {
 			t.Fatalf("Translate not idempotent:\n in  %q\n out %q\n again %q", q, out, again)
+		}
+	})
+}
+
+// FuzzMakeDeterministic: never panics; errors wrap ErrSyntax or
+// ErrNonDeterministic; the same seed gives the same text; the output
+// splits into as many statements as the input and has nothing left to fix
+// (a second pass returns it unchanged).
+func FuzzMakeDeterministic(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add(s, uint64(1))
+	}
+	f.Add("insert into t values (random(), randomblob(4), date(), strftime('%s','now'), current_time)", uint64(7))
+	f.Fuzz(func(t *testing.T, q string, seed uint64) {
+		now := time.Unix(int64(seed%4_000_000_000), 0)
+		out, err := MakeDeterministic(q, now, rand.New(rand.NewPCG(seed, 1)))
+		if err != nil {
+			if !errors.Is(err, ErrSyntax) && !errors.Is(err, ErrNonDeterministic) {
+				t.Fatalf("MakeDeterministic(%q): %v wraps neither ErrSyntax nor ErrNonDeterministic", q, err)
+			}
+			return
+		}
+		out2, err := MakeDeterministic(q, now, rand.New(rand.NewPCG(seed, 1)))
+		if err != nil || out2 != out {
+			t.Fatalf("same seed, different results: %q / %q, %v", out, out2, err)
+		}
+		in, err1 := Split(q)
+		got, err2 := Split(out)
+		if err1 != nil || err2 != nil || len(in) != len(got) {
+			t.Fatalf("MakeDeterministic(%q) = %q: statements %d → %d (%v, %v)", q, out, len(in), len(got), err1, err2)
+		}
+		again, err := MakeDeterministic(out, now.Add(time.Hour), rand.New(rand.NewPCG(seed+1, 2)))
+		if err != nil || again != out {
+			t.Fatalf("second pass changed %q to %q (%v)", out, again, err)
 		}
 	})
 }
