@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -22,7 +23,8 @@ type Network struct {
 	log *slog.Logger
 
 	mu        sync.Mutex
-	rng       *rand.Rand
+	seed      uint64
+	rngs      map[[2]string]*rand.Rand
 	listening map[string]*Mem // by address
 	cut       map[[2]string]bool
 	dropRate  float64
@@ -44,7 +46,8 @@ func NewNetwork(cfg NetworkConfig) *Network {
 	}
 	return &Network{
 		log:       cfg.Logger.With("component", "memnet"),
-		rng:       rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+		seed:      cfg.Seed,
+		rngs:      map[[2]string]*rand.Rand{},
 		listening: map[string]*Mem{},
 		cut:       map[[2]string]bool{},
 		linkDelay: map[[2]string]time.Duration{},
@@ -75,7 +78,9 @@ func (n *Network) Transport(cfg MemConfig) *Mem {
 	return &Mem{net: n, cfg: cfg, ctx: ctx, cancel: cancel, links: map[string]*memLink{}, log: n.log.With("node", cfg.ID)}
 }
 
-// Cut drops every message from → to (by node id) until Heal or Restore.
+// Cut drops every message sent from → to (by node id) until Heal or
+// Restore. Faults (cuts, drops) apply when a message is sent; delays when
+// it is delivered.
 func (n *Network) Cut(from, to string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -131,31 +136,48 @@ func (n *Network) SetLinkDelay(from, to string, d time.Duration) {
 	n.linkDelay[[2]string{from, to}] = d
 }
 
-// route decides the fate of a batch on the link from → (to at addr): the
-// receiver (nil: nobody listens there), the delay, and which messages
-// survive the faults.
-func (n *Network) route(from, to, addr string, msgs []consensus.Message) (*Mem, time.Duration, []consensus.Message, int) {
+// filter applies the cuts and the drop rate to msgs sent from → to, at
+// Send time. Each link draws from its own source seeded by the network's
+// seed and the link's ends, so a link's drops depend only on the seed and
+// the order of Sends on that link.
+func (n *Network) filter(from, to string, msgs []consensus.Message) []consensus.Message {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	dst := n.listening[addr]
-	if dst == nil {
-		return nil, 0, nil, len(msgs)
+	link := [2]string{from, to}
+	if n.cut[link] {
+		return nil
 	}
-	if n.cut[[2]string{from, to}] {
-		return dst, 0, nil, len(msgs)
+	if n.dropRate <= 0 {
+		return msgs
 	}
-	kept := msgs[:0:0]
+	rng := n.rngs[link]
+	if rng == nil {
+		h := fnv.New64a()
+		h.Write([]byte(from))
+		h.Write([]byte{0})
+		h.Write([]byte(to))
+		rng = rand.New(rand.NewPCG(n.seed, h.Sum64()))
+		n.rngs[link] = rng
+	}
+	var kept []consensus.Message
 	for _, m := range msgs {
-		if n.dropRate > 0 && n.rng.Float64() < n.dropRate {
-			continue
+		if rng.Float64() >= n.dropRate {
+			kept = append(kept, m)
 		}
-		kept = append(kept, m)
 	}
+	return kept
+}
+
+// route returns the transport listening at addr (nil if none) and the
+// delay of the link from → to.
+func (n *Network) route(from, to, addr string) (*Mem, time.Duration) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	d, ok := n.linkDelay[[2]string{from, to}]
 	if !ok {
 		d = n.delay
 	}
-	return dst, d, kept, len(msgs) - len(kept)
+	return n.listening[addr], d
 }
 
 // Mem is one node's transport on a Network.
@@ -274,8 +296,16 @@ func (t *Mem) Send(msgs []consensus.Message) {
 			j++
 		}
 		l := t.links[msgs[i].To]
-		if l == nil || !l.enqueue(msgs[i:j]) {
+		if l == nil {
 			t.stats.dropped.Add(uint64(j - i))
+			unreachable = append(unreachable, msgs[i].To)
+			i = j
+			continue
+		}
+		kept := t.net.filter(t.cfg.ID, msgs[i].To, msgs[i:j])
+		t.stats.dropped.Add(uint64(j - i - len(kept)))
+		if !l.enqueue(kept) {
+			t.stats.dropped.Add(uint64(len(kept)))
 			unreachable = append(unreachable, msgs[i].To)
 		}
 		i = j
@@ -344,6 +374,9 @@ type memLink struct {
 }
 
 func (l *memLink) enqueue(msgs []consensus.Message) bool {
+	if len(msgs) == 0 {
+		return true
+	}
 	l.mu.Lock()
 	if len(l.q)+len(msgs) > l.t.cfg.QueueSize {
 		l.mu.Unlock()
@@ -385,9 +418,9 @@ func (l *memLink) run() {
 			}
 			copied = append(copied, m)
 		}
-		dst, delay, kept, dropped := l.t.net.route(l.t.cfg.ID, l.to, addr, copied)
-		l.t.stats.dropped.Add(uint64(dropped))
+		dst, delay := l.t.net.route(l.t.cfg.ID, l.to, addr)
 		if dst == nil {
+			l.t.stats.dropped.Add(uint64(len(copied)))
 			l.t.reportUnreachable(l.to)
 			continue
 		}
@@ -398,8 +431,8 @@ func (l *memLink) run() {
 			case <-time.After(delay):
 			}
 		}
-		if !l.deliver(dst, kept) {
-			l.t.stats.dropped.Add(uint64(len(kept)))
+		if !l.deliver(dst, copied) {
+			l.t.stats.dropped.Add(uint64(len(copied)))
 			l.t.reportUnreachable(l.to)
 		}
 	}
