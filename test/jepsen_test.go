@@ -48,6 +48,10 @@ func (j jepsenCluster) Partition(blackhole bool, groups ...[]string) {
 func (j jepsenCluster) Cut(from, to string, blackhole bool) { j.c.Net.Cut(from, to, mode(blackhole)) }
 func (j jepsenCluster) Heal()                               { j.c.Net.Heal() }
 
+func (j jepsenCluster) Delay(from, to string, d, jitter time.Duration) {
+	j.c.Net.SetRule(faultproxy.Link{From: from, To: to}, faultproxy.Rule{Delay: d, Jitter: jitter})
+}
+
 func (j jepsenCluster) TransferLeadership(ctx context.Context, id string) error {
 	err := j.c.TransferLeadership(ctx, id)
 	if errors.Is(err, cluster.ErrUnsupported) {

@@ -30,6 +30,8 @@ type Cluster interface {
 	Partition(blackhole bool, groups ...[]string)
 	// Cut cuts the link from→to one way.
 	Cut(from, to string, blackhole bool)
+	// Delay slows the link from→to by d plus up to jitter.
+	Delay(from, to string, d, jitter time.Duration)
 	Heal()
 	// TransferLeadership asks the leader to hand over to id; an error
 	// wrapping ErrUnsupported means the cluster cannot.
@@ -53,10 +55,11 @@ const (
 	LeaderDeaf     = "oneway-leader-in"  // nobody reaches the leader; it still sends
 	LeaderMute     = "oneway-leader-out" // the leader reaches nobody; it still hears
 	TransferLeader = "transfer"          // POST /transfer-leadership to a random follower
+	SlowNetwork    = "delay"             // every link delayed by 50–250 ms with jitter
 )
 
 // AllNemeses is every kind, the default mix.
-var AllNemeses = []string{KillAny, KillLeader, PauseAny, PauseLeader, IsolateLeader, SplitRandom, LeaderDeaf, LeaderMute, TransferLeader}
+var AllNemeses = []string{KillAny, KillLeader, PauseAny, PauseLeader, IsolateLeader, SplitRandom, LeaderDeaf, LeaderMute, TransferLeader, SlowNetwork}
 
 // leaderKinds are the faults aimed at the leader, for the availability
 // figures.
@@ -119,6 +122,10 @@ type Nemesis struct {
 	rng   *rand.Rand
 	clock *Clock
 	log   *slog.Logger
+
+	// probe, if set, is prepared before a pause and fired right after
+	// the resume (see Register.leaseProbe).
+	probe func(ctx context.Context, id string) (fire func() string)
 
 	mu     sync.Mutex
 	faults []Fault
@@ -239,8 +246,20 @@ func (n *Nemesis) inject(ctx context.Context, kind string, hold time.Duration) {
 			target = pick()
 		}
 		f.Targets = []string{target}
+		var fire func() string
+		if n.probe != nil {
+			fire = n.probe(ctx, target)
+		}
 		err = n.cl.Pause(target)
-		heal = func(context.Context) error { return n.cl.Resume(target) }
+		heal = func(context.Context) error {
+			if err := n.cl.Resume(target); err != nil {
+				return err
+			}
+			if fire != nil {
+				f.Note = strings.TrimPrefix(f.Note+"; ", "; ") + fire()
+			}
+			return nil
+		}
 	case IsolateLeader:
 		f.Targets = []string{target}
 		f.Note = mode
@@ -269,6 +288,18 @@ func (n *Nemesis) inject(ctx context.Context, kind string, hold time.Duration) {
 		f.Note = "it reaches nobody, " + mode
 		for _, o := range others(target) {
 			n.cl.Cut(target, o, blackhole)
+		}
+		heal = func(context.Context) error { n.cl.Heal(); return nil }
+	case SlowNetwork:
+		d := time.Duration(50+n.rng.IntN(200)) * time.Millisecond
+		f.Targets = ids
+		f.Note = fmt.Sprintf("%v ± %v on every link", d, d/2)
+		for _, a := range ids {
+			for _, b := range ids {
+				if a != b {
+					n.cl.Delay(a, b, d, d/2)
+				}
+			}
 		}
 		heal = func(context.Context) error { n.cl.Heal(); return nil }
 	case TransferLeader:

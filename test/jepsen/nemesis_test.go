@@ -90,6 +90,12 @@ func (f *fakeCluster) Cut(from, to string, blackhole bool) {
 	f.cuts[[2]string{from, to}] = true
 	f.ev("cut %s->%s", from, to)
 }
+func (f *fakeCluster) Delay(from, to string, d, jitter time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cuts[[2]string{from, to}] = true
+	f.ev("delay %s->%s %v", from, to, d)
+}
 func (f *fakeCluster) Heal() {
 	f.mu.Lock()
 	defer f.mu.Unlock()

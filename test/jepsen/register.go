@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sort"
 	"strings"
 	"sync"
@@ -353,4 +354,71 @@ func (c *counter) next() int {
 	defer c.mu.Unlock()
 	c.n++
 	return c.n - 1
+}
+
+func (c *counter) peek() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+// leaseProbe returns the nemesis hook for pauses: before a node is paused
+// it opens a lease and a linearizable connection to it; right after the
+// node is resumed it reads every key in use through both and records the
+// reads. A leader that wakes up from a pause after the others elected a
+// new leader and took writes must not answer from its old state: porcupine
+// then sees a read called after those writes that returns an older value.
+func (r *Register) leaseProbe(rs *runState, clock *Clock, log *slog.Logger) func(ctx context.Context, id string) func() string {
+	return func(ctx context.Context, id string) func() string {
+		type probeConn struct {
+			level string
+			conn  *pgx.Conn
+		}
+		var conns []probeConn
+		for _, level := range []string{"lease", "linearizable"} {
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			conn, err := pgx.Connect(cctx, rs.cluster.DSN(id, level))
+			cancel()
+			if err != nil {
+				log.Info("jepsen: pause probe cannot connect", "node", id, "err", err)
+				continue
+			}
+			conns = append(conns, probeConn{level, conn})
+		}
+		return func() string {
+			gen := (r.opCount.peek() / r.OpsPerKey) * r.Keys
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			ok := 0
+			for _, pc := range conns {
+				wg.Add(1)
+				go func(pc probeConn) {
+					defer wg.Done()
+					defer pc.conn.Close(context.Background())
+					client := rs.clients.next()
+					for i := 0; i < r.Keys; i++ {
+						op := RegOp{Client: client, Worker: -1, Node: id, Kind: RegRead, Level: pc.level, Key: (gen + i) % r.TotalKeys}
+						op.Call = clock.Now()
+						octx, cancel := context.WithTimeout(context.Background(), rs.opTimeout)
+						err := pc.conn.QueryRow(octx, "SELECT v FROM reg WHERE k = $1", op.Key).Scan(&op.Value)
+						cancel()
+						op.Return = clock.Now()
+						op.Status, op.Err = OK, errText(err)
+						if err != nil {
+							op.Status = Fail
+						}
+						r.ops.add(op)
+						if err != nil {
+							return
+						}
+						mu.Lock()
+						ok++
+						mu.Unlock()
+					}
+				}(pc)
+			}
+			wg.Wait()
+			return fmt.Sprintf("probe: %d reads answered by %s right after the resume", ok, id)
+		}
+	}
 }

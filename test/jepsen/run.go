@@ -119,6 +119,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	var nem *Nemesis
 	if !cfg.NoNemesis {
 		nem = NewNemesis(cfg.Cluster, cfg.Nemesis, cfg.Seed, clock, log)
+		nem.probe = res.Register.leaseProbe(rs, clock, log)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -146,7 +147,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.Problems = append(res.Problems, fmt.Sprintf("final read: %v", err))
 	}
 	check(res, final, cfg.CheckTimeout, log)
-	res.Avail = ComputeAvailability(res.Faults, rs.acks.sorted(), 5*time.Second, res.Duration)
+	// Workers start no operation after cfg.Duration: a gap is measured up
+	// to then at the latest.
+	res.Avail = ComputeAvailability(res.Faults, rs.acks.sorted(), 5*time.Second, min(cfg.Duration, res.Duration))
 	return res, nil
 }
 
