@@ -76,6 +76,10 @@ func TestTranslateRunsOnSQLite(t *testing.T) {
 		{"create table w (id int generated always as identity primary key, v int)", nil, ""},
 		{"insert into w(v) values (5) returning id, v::text", nil, "[1 5]"},
 		{"with x as (select 2 as n) select n::int8 * 2 from x", nil, "[4]"},
+		{"select '\\xdeadbeef'::bytea = x'DEADBEEF', hex('\\x41'::bytea), case when 1 then 'a' end::text", nil, "[1 41 a]"},
+		{"create table d (a text default 'x'::text, b int, c text default 'it''s'::character varying)", nil, ""},
+		{"insert into d(b) values (1) returning a, c", nil, "[x it's]"},
+		{"select 1 is distinct from 2, null is not distinct from null", nil, "[1 1]"},
 	}
 	for _, s := range steps {
 		q, err := Translate(s.pg)

@@ -136,8 +136,8 @@ type translator struct {
 	out []Token // output so far
 }
 
-// peek returns the index of the next significant input token at or after
-// j, or len(in).
+// nextSig returns the index of the next significant input token at or
+// after j, or len(in).
 func (tr *translator) nextSig(j int) int {
 	for j < len(tr.in) && !tr.in[j].significant() {
 		j++
@@ -214,7 +214,7 @@ func (tr *translator) skipSchema(t Token) bool {
 	if tr.i+1 < len(tr.in) && isPunct(tr.in[tr.i], ".") &&
 		(tr.in[tr.i+1].Kind == TokIdent || tr.in[tr.i+1].Kind == TokQuotedIdent || tr.in[tr.i+1].Kind == TokOp) {
 		// not after a dot itself (t.public.x is a column of t)
-		if j := tr.lastOut(); j >= 0 && len(tr.out) > 0 && tr.out[len(tr.out)-1].Kind == TokPunct && tr.out[len(tr.out)-1].Text == "." {
+		if tr.afterDot() {
 			return false
 		}
 		tr.i++
@@ -242,7 +242,7 @@ func (tr *translator) nextIsCall() bool {
 	return ok && isPunct(n, "(")
 }
 
-// skipEmptyCall consumes "( )" (or "(n)" when allowArg) after a function
+// skipCallArgs consumes "( )" (or "(n)" when allowArg) after a function
 // name; it reports whether it did.
 func (tr *translator) skipCallArgs(allowArg bool) bool {
 	j := tr.nextSig(tr.i)
@@ -366,7 +366,7 @@ var reservedBeforeOperand = map[string]bool{
 	"OFFSET": true, "RETURN": true, "DO": true, "DEFAULT": true, "CHECK": true,
 	"ESCAPE": true, "ORDER": true, "GROUP": true, "TABLE": true, "UPDATE": true,
 	"INSERT": true, "DELETE": true, "TO": true, "OVER": true, "FILTER": true,
-	"WINDOW": true, "PARTITION": true, "ARRAY": false, "LATERAL": true,
+	"WINDOW": true, "PARTITION": true, "LATERAL": true, "END": true,
 }
 
 // lockingClause consumes FOR UPDATE / FOR NO KEY UPDATE / FOR SHARE /
@@ -549,13 +549,21 @@ func (tr *translator) cast(t Token) error {
 		return nil
 	}
 	var expr string
-	switch target {
-	case "BOOLEAN":
+	single := start == end-1
+	switch {
+	case target == "BLOB" && single && tr.out[start].Kind == TokString && byteaHex(tr.out[start].Text) != "":
+		// '\xDEAD'::bytea is the bytes DE AD, not the text
+		expr = "X'" + byteaHex(tr.out[start].Text) + "'"
+	case target == "BOOLEAN":
 		expr = "(CASE lower(trim(CAST(" + operand + " AS TEXT)))" +
 			" WHEN 't' THEN 1 WHEN 'true' THEN 1 WHEN 'y' THEN 1 WHEN 'yes' THEN 1 WHEN 'on' THEN 1 WHEN '1' THEN 1" +
 			" WHEN 'f' THEN 0 WHEN 'false' THEN 0 WHEN 'n' THEN 0 WHEN 'no' THEN 0 WHEN 'off' THEN 0 WHEN '0' THEN 0 END)"
 	default:
 		expr = "CAST(" + operand + " AS " + target + ")"
+		// SQLite wants DEFAULT (expr) for anything but a literal
+		if p := prevSig(tr.out, start); p >= 0 && tr.out[p].IsKeyword("DEFAULT") {
+			expr = "(" + expr + ")"
+		}
 	}
 	pos := tr.out[start].Pos
 	tr.out = append(tr.out[:start], Token{Kind: tokExpr, Pos: pos, Text: expr})
@@ -596,6 +604,9 @@ func operandStartIn(toks []Token, j int) (int, bool) {
 	case TokString, TokEString, TokDollarString, TokBitString, TokNumber, TokParam, tokExpr:
 		return j, true
 	case TokIdent, TokQuotedIdent:
+		if t.IsKeyword("END") {
+			return caseStart(toks, j)
+		}
 		if t.Kind == TokIdent && reservedBeforeOperand[strings.ToUpper(t.Text)] {
 			return 0, false
 		}
@@ -648,6 +659,29 @@ func operandStartIn(toks []Token, j int) (int, bool) {
 			return qualifiedStart(toks, p), true // function call
 		}
 		return k, true
+	}
+	return 0, false
+}
+
+// caseStart finds the CASE that the END at toks[j] closes.
+func caseStart(toks []Token, j int) (int, bool) {
+	depth, parens := 0, 0
+	for k := j; k >= 0; k-- {
+		t := toks[k]
+		switch {
+		case isPunct(t, ")") || isPunct(t, "]"):
+			parens++
+		case isPunct(t, "(") || isPunct(t, "["):
+			parens--
+		case parens != 0:
+		case t.IsKeyword("END"):
+			depth++
+		case t.IsKeyword("CASE"):
+			depth--
+			if depth == 0 {
+				return k, true
+			}
+		}
 	}
 	return 0, false
 }
@@ -809,6 +843,28 @@ func castTarget(ty pgType) string {
 		return "BOOLEAN"
 	}
 	return "" // reg* types, oid, xid, cid, tid, pg_lsn, user types…
+}
+
+// byteaHex returns the hex digits of a PostgreSQL bytea hex literal
+// '\x…' (a plain SQL string token), or "".
+func byteaHex(lit string) string {
+	v := strings.ReplaceAll(lit[1:len(lit)-1], "''", "'")
+	if !strings.HasPrefix(v, `\x`) {
+		return ""
+	}
+	h := strings.Map(func(r rune) rune {
+		if r == ' ' || r == '\n' || r == '\t' || r == '\r' {
+			return -1
+		}
+		return r
+	}, v[2:])
+	if len(h)%2 != 0 {
+		return ""
+	}
+	if _, err := hex.DecodeString(h); err != nil {
+		return ""
+	}
+	return strings.ToUpper(h)
 }
 
 // sqliteString spells s as a SQLite string literal. SQLite strings cannot

@@ -45,6 +45,11 @@ func TestTranslate(t *testing.T) {
 		{"select CAST(x AS int)::text", "select CAST(CAST(x AS int) AS TEXT)"},
 		{"select (select 1)::int", "select CAST((select 1) AS INTEGER)"},
 		{"select x::int from t where y in (1,2)", "select CAST(x AS INTEGER) from t where y in (1,2)"},
+		{"select case when a then 1 else 2 end::text", "select CAST(case when a then 1 else 2 end AS TEXT)"},
+		{"select case when a then case b when 1 then 2 end end::int", "select CAST(case when a then case b when 1 then 2 end end AS INTEGER)"},
+		{`select '\xDEadbeef'::bytea, 'abc'::bytea, '\x0'::bytea`, `select X'DEADBEEF', CAST('abc' AS BLOB), CAST('\x0' AS BLOB)`},
+		{"create table t (a text default 'x'::text, b int default 1::int + 1, c int default nextval('s'::regclass))",
+			"create table t (a text default (CAST('x' AS TEXT)), b int default (CAST(1 AS INTEGER)) + 1, c int default nextval('s'))"},
 		// SERIAL and identity
 		{"create table t (id bigserial primary key, name text)", "create table t (id INTEGER primary key AUTOINCREMENT, name text)"},
 		{"create table t (id serial PRIMARY KEY DESC, v int)", "create table t (id INTEGER PRIMARY KEY DESC AUTOINCREMENT, v int)"},
