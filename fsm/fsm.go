@@ -52,6 +52,8 @@ type FSM struct {
 	pool   chan *sconn
 	reads  []*sconn
 	closed bool // under wmu and rmu (written with both held)
+	// isClosed mirrors closed for callers that must not wait for rmu.
+	isClosed atomic.Bool
 
 	applied atomic.Uint64
 	amu     sync.Mutex
@@ -185,7 +187,7 @@ func (f *FSM) Close() error {
 	if f.closed {
 		return nil
 	}
-	f.closed = true
+	f.markClosed()
 	f.waiters.failAll(ErrClosed)
 	return f.closeConns()
 }
@@ -205,6 +207,14 @@ func (f *FSM) setApplied(idx uint64) {
 	f.amu.Unlock()
 }
 
+// markClosed marks the FSM closed (with wmu and rmu held) and wakes
+// WaitApplied callers.
+func (f *FSM) markClosed() {
+	f.closed = true
+	f.isClosed.Store(true)
+	f.setApplied(f.applied.Load())
+}
+
 // WaitApplied blocks until the applied index is at least index (for
 // read-index reads), ctx ends, or the FSM is closed.
 func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
@@ -216,10 +226,7 @@ func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
 		if cur >= index {
 			return nil
 		}
-		f.rmu.RLock()
-		closed := f.closed
-		f.rmu.RUnlock()
-		if closed {
+		if f.isClosed.Load() {
 			return ErrClosed
 		}
 		select {

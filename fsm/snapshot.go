@@ -209,24 +209,29 @@ func (f *FSM) Restore(ctx context.Context, path string) error {
 	// last connection checkpointed it) before the rename.
 	for _, suffix := range []string{"-wal", "-shm"} {
 		if err := os.Remove(f.path + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
-			f.closed = true
+			f.markClosed()
+			f.waiters.failAll(ErrClosed)
 			return fmt.Errorf("fsm: restore: %w", err)
 		}
 	}
 	if err := syncDir(f.dir); err != nil {
-		f.closed = true
+		f.markClosed()
+		f.waiters.failAll(ErrClosed)
 		return fmt.Errorf("fsm: restore: %w", err)
 	}
 	if err := os.Rename(tmp, f.path); err != nil {
-		f.closed = true
+		f.markClosed()
+		f.waiters.failAll(ErrClosed)
 		return fmt.Errorf("fsm: restore: %w", err)
 	}
 	if err := syncDir(f.dir); err != nil {
-		f.closed = true
+		f.markClosed()
+		f.waiters.failAll(ErrClosed)
 		return fmt.Errorf("fsm: restore: %w", err)
 	}
 	if err := f.openConns(); err != nil {
-		f.closed = true
+		f.markClosed()
+		f.waiters.failAll(ErrClosed)
 		return fmt.Errorf("fsm: restore: reopen: %w", err)
 	}
 	f.waiters.failAll(ErrRestored)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -194,5 +195,27 @@ func TestRestoreWhileReading(t *testing.T) {
 	wg.Wait()
 	if s := state(f); s != newState {
 		t.Fatalf("after restore: %v, want %v", s, newState)
+	}
+}
+
+// TestBackupOpensWithSQLite3: the snapshot is an ordinary database for the
+// sqlite3 command-line shell (skipped when it is not installed).
+func TestBackupOpensWithSQLite3(t *testing.T) {
+	bin, err := exec.LookPath("sqlite3")
+	if err != nil {
+		t.Skip("sqlite3 not installed")
+	}
+	f := openT(t, t.TempDir())
+	mustApply(t, f, workload(40)...)
+	path := filepath.Join(t.TempDir(), "backup.db")
+	if _, err := f.SnapshotFile(context.Background(), path); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, path, "PRAGMA integrity_check; SELECT value FROM _raftsql_meta WHERE key = 'applied_index'; SELECT count(*) > 0 FROM kv;").CombinedOutput()
+	if err != nil {
+		t.Fatalf("sqlite3: %v: %s", err, out)
+	}
+	if got := string(out); got != "ok\n40\n1\n" {
+		t.Fatalf("sqlite3 said %q", got)
 	}
 }

@@ -31,11 +31,15 @@ type waiterMap struct {
 func (f *FSM) Expect(sessionID, seq uint64) *Waiter {
 	w := &Waiter{key: waiterKey{sessionID, seq}, m: &f.waiters, ch: make(chan waiterResult, 1)}
 	f.waiters.mu.Lock()
+	defer f.waiters.mu.Unlock()
+	if f.isClosed.Load() { // checked under the lock: Close fails waiters under it
+		w.ch <- waiterResult{err: ErrClosed}
+		return w
+	}
 	if old := f.waiters.m[w.key]; old != nil {
 		old.ch <- waiterResult{err: ErrWaiterReplaced}
 	}
 	f.waiters.m[w.key] = w
-	f.waiters.mu.Unlock()
 	return w
 }
 
