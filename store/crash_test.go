@@ -41,7 +41,9 @@ func crashOp(i int, model storetest.LogStore, stores ...storetest.LogStore) erro
 		for j := range uint64(i%4 + 1) {
 			es = append(es, consensus.Entry{Index: last + 1 + j, Term: term, Data: []byte(fmt.Sprintf("op %d entry %d", i, j))})
 		}
-		do = func(s storetest.LogStore) error { return s.Save(consensus.HardState{Term: term, Vote: hs.Vote}, es, nil) }
+		do = func(s storetest.LogStore) error {
+			return s.Save(consensus.HardState{Term: term, Vote: hs.Vote}, es, nil)
+		}
 	}
 	for _, s := range append([]storetest.LogStore{model}, stores...) {
 		if err := do(s); err != nil {
