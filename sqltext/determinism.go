@@ -39,7 +39,8 @@ var nowDefault = map[string]bool{"DATE": true, "TIME": true, "DATETIME": true, "
 //     julianday(), unixepoch(), strftime(), timediff() → now (UTC) as
 //     'YYYY-MM-DD HH:MM:SS.SSS' (SQLite's 'now' has millisecond precision),
 //     and date()/time()/datetime()/julianday()/unixepoch() with no argument
-//     get that literal as their argument.
+//     and strftime(format) with no time value get that literal as their
+//     time value.
 //
 // changes() and last_insert_rowid() are left as they are: they depend on
 // the statements applied before on the same connection, which is the same
@@ -98,6 +99,9 @@ type determinizer struct {
 	// calls is the stack of open parentheses: the upper-cased function
 	// name before each "(", or "" for a plain group.
 	calls []string
+	// insertAt: text to emit before the token at that index (the 'now'
+	// argument of a one-argument strftime).
+	insertAt map[int]string
 }
 
 func (d *determinizer) nonDet(what string) error {
@@ -147,6 +151,9 @@ func (d *determinizer) nowText() string {
 func (d *determinizer) run() error {
 	for d.i < len(d.toks) {
 		t := d.toks[d.i]
+		if ins, ok := d.insertAt[d.i]; ok {
+			d.emit(Token{Kind: tokExpr, Pos: t.Pos, Text: ins})
+		}
 		d.i++
 		switch t.Kind {
 		case TokPunct:
@@ -277,6 +284,19 @@ func (d *determinizer) word(t Token) (bool, error) {
 		return d.randomblob(t, open)
 	case name == "TOTAL_CHANGES":
 		return false, fmt.Errorf("%w: total_changes() counts changes since each node's connection opened", ErrNonDeterministic)
+	case name == "STRFTIME" && !emptyArgs:
+		// strftime(format) with no time value means now
+		closeAt, commas := d.args(open)
+		if closeAt >= 0 && commas == 0 {
+			if !d.freeze {
+				return false, d.nonDet("strftime() without a time value")
+			}
+			if d.insertAt == nil {
+				d.insertAt = map[int]string{}
+			}
+			d.insertAt[closeAt] = ", '" + d.nowText() + "'"
+			d.changed = true
+		}
 	case nowDefault[name] && emptyArgs:
 		if !d.freeze {
 			return false, d.nonDet(strings.ToLower(name) + "()")
@@ -290,6 +310,27 @@ func (d *determinizer) word(t Token) (bool, error) {
 		return true, nil
 	}
 	return false, nil
+}
+
+// args returns the index of the ")" closing the "(" at open and the
+// number of top-level commas between them (-1, 0 if unbalanced).
+func (d *determinizer) args(open int) (int, int) {
+	depth, commas := 0, 0
+	for j := open; j < len(d.toks); j++ {
+		t := d.toks[j]
+		switch {
+		case isPunct(t, "(") || isPunct(t, "["):
+			depth++
+		case isPunct(t, ")") || isPunct(t, "]"):
+			depth--
+			if depth == 0 {
+				return j, commas
+			}
+		case depth == 1 && isPunct(t, ","):
+			commas++
+		}
+	}
+	return -1, 0
 }
 
 // randomblob handles randomblob(N) with t the name and open the "(".

@@ -22,6 +22,8 @@ func TestMakeDeterministic(t *testing.T) {
 			"insert into t values (datetime('2026-11-27 05:07:08.123'), date('2026-11-27 05:07:08.123'), time('2026-11-27 05:07:08.123', '+1 hour'), julianday('2026-11-27 05:07:08.123'), unixepoch('2026-11-27 05:07:08.123'), strftime('%s', '2026-11-27 05:07:08.123'))"},
 		{"insert into t values (date(), datetime( ), unixepoch())",
 			"insert into t values (date('2026-11-27 05:07:08.123'), datetime('2026-11-27 05:07:08.123'), unixepoch('2026-11-27 05:07:08.123'))"},
+		{"insert into t values (strftime('%s'), strftime(lower('%S')), strftime('%s', x))",
+			"insert into t values (strftime('%s', '2026-11-27 05:07:08.123'), strftime(lower('%S'), '2026-11-27 05:07:08.123'), strftime('%s', x))"},
 		{"update t set a = " + sqlNowTZ, "update t set a = (strftime('%Y-%m-%d %H:%M:%f+00','2026-11-27 05:07:08.123'))"},
 		{"insert into t values ('now', upper('now'), date(x), datetime(coalesce(a, 'now')))", "insert into t values ('now', upper('now'), date(x), datetime(coalesce(a, 'now')))"},
 		{"insert into t values (t.current_timestamp, x.random())", "insert into t values (t.current_timestamp, x.random())"},
@@ -75,6 +77,7 @@ func TestMakeDeterministicRefuses(t *testing.T) {
 		{"create table t (a text default current_timestamp)", "CURRENT_TIMESTAMP"},
 		{"create table t (a int default (random()))", "random()"},
 		{"alter table t add column a text default (datetime())", "datetime()"},
+		{"create table t (a text default (strftime('%s')))", "strftime() without a time value"},
 		{"create trigger tr after insert on t begin update t set a = random(); end", "random()"},
 		{"create table t (a int check (a < random()))", "random()"},
 	}

@@ -79,6 +79,7 @@ func TestTranslateRunsOnSQLite(t *testing.T) {
 		{"select '\\xdeadbeef'::bytea = x'DEADBEEF', hex('\\x41'::bytea), case when 1 then 'a' end::text", nil, "[1 41 a]"},
 		{"create table d (a text default 'x'::text, b int, c text default 'it''s'::character varying)", nil, ""},
 		{"insert into d(b) values (1) returning a, c", nil, "[x it's]"},
+		{"select now()::date = current_date, '2024-01-02 03:04:05+00'::date, '2024-01-02'::date", nil, "[1 2024-01-02 2024-01-02]"},
 		{"select 1 is distinct from 2, null is not distinct from null", nil, "[1 1]"},
 	}
 	for _, s := range steps {

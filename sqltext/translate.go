@@ -27,8 +27,11 @@ const RegexpFunc = "regexp"
 //     group, function call, subscript) and chains are cast in order. T is
 //     INTEGER for the integer types, REAL for float4/float8/real/double
 //     precision, NUMERIC for numeric/decimal, TEXT for the character,
-//     date/time, uuid, json, inet… types, BLOB for bytea; ::bool/boolean
-//     becomes a CASE mapping PostgreSQL's boolean spellings to 1/0. Casts
+//     time, timestamp, interval, uuid, json, inet… types, BLOB for bytea
+//     (a '\x…' literal becomes the X'…' blob it denotes); ::date takes the
+//     first 10 characters of the text (the date of an ISO timestamp);
+//     ::bool/boolean becomes a CASE mapping PostgreSQL's boolean spellings
+//     to 1/0. Casts
 //     to reg* types, oid and the other system id types, arrays and types
 //     SQLite cannot know are dropped (the operand stays as it is).
 //   - SERIAL/BIGSERIAL/SMALLSERIAL (and GENERATED … AS IDENTITY) columns
@@ -554,16 +557,19 @@ func (tr *translator) cast(t Token) error {
 	case target == "BLOB" && single && tr.out[start].Kind == TokString && byteaHex(tr.out[start].Text) != "":
 		// '\xDEAD'::bytea is the bytes DE AD, not the text
 		expr = "X'" + byteaHex(tr.out[start].Text) + "'"
+	case target == "DATE":
+		// the date part of a date or ISO timestamp text
+		expr = "substr(CAST(" + operand + " AS TEXT),1,10)"
 	case target == "BOOLEAN":
 		expr = "(CASE lower(trim(CAST(" + operand + " AS TEXT)))" +
 			" WHEN 't' THEN 1 WHEN 'true' THEN 1 WHEN 'y' THEN 1 WHEN 'yes' THEN 1 WHEN 'on' THEN 1 WHEN '1' THEN 1" +
 			" WHEN 'f' THEN 0 WHEN 'false' THEN 0 WHEN 'n' THEN 0 WHEN 'no' THEN 0 WHEN 'off' THEN 0 WHEN '0' THEN 0 END)"
 	default:
 		expr = "CAST(" + operand + " AS " + target + ")"
-		// SQLite wants DEFAULT (expr) for anything but a literal
-		if p := prevSig(tr.out, start); p >= 0 && tr.out[p].IsKeyword("DEFAULT") {
-			expr = "(" + expr + ")"
-		}
+	}
+	// SQLite wants DEFAULT (expr) for anything but a literal
+	if p := prevSig(tr.out, start); p >= 0 && tr.out[p].IsKeyword("DEFAULT") && !strings.HasPrefix(expr, "(") && !strings.HasPrefix(expr, "X'") {
+		expr = "(" + expr + ")"
 	}
 	pos := tr.out[start].Pos
 	tr.out = append(tr.out[:start], Token{Kind: tokExpr, Pos: pos, Text: expr})
@@ -817,7 +823,8 @@ func posOr(toks []Token, j int) int {
 }
 
 // castTarget maps a PostgreSQL type to the SQLite type of the CAST,
-// "BOOLEAN" for the boolean CASE, or "" to drop the cast.
+// "BOOLEAN" for the boolean CASE, "DATE" for the date prefix, or "" to
+// drop the cast.
 func castTarget(ty pgType) string {
 	if ty.array {
 		return ""
@@ -832,8 +839,7 @@ func castTarget(ty pgType) string {
 		return "NUMERIC"
 	case "text", "varchar", "character varying", "char varying", "char", "character", "bpchar",
 		"national character", "national character varying", "national char", "national char varying",
-		"name", "citext", "unknown",
-		"date", "time", "timetz", "time with time zone", "timestamp", "timestamptz",
+		"name", "citext", "unknown", "time", "timetz", "time with time zone", "timestamp", "timestamptz",
 		"timestamp with time zone", "interval", "uuid", "json", "jsonb", "xml",
 		"inet", "cidr", "macaddr", "macaddr8", "bit", "bit varying", "varbit", "tsvector", "tsquery":
 		return "TEXT"
@@ -841,6 +847,8 @@ func castTarget(ty pgType) string {
 		return "BLOB"
 	case "bool", "boolean":
 		return "BOOLEAN"
+	case "date":
+		return "DATE"
 	}
 	return "" // reg* types, oid, xid, cid, tid, pg_lsn, user types…
 }
