@@ -15,40 +15,46 @@ import (
 
 // simParams shape one schedule.
 type simParams struct {
-	nodes      int
-	steps      int
-	dropP      float64 // chance a message is lost
-	dupP       float64 // chance a message is delivered twice
-	maxDelay   int     // steps a message may wait
-	crashP     float64 // per step: crash a random node
-	midCrashP  float64 // per Ready: crash after sending MessagesBeforePersist
-	restartP   float64 // per step: restart a random crashed node
-	partP      float64 // per step: change partitions
-	propP      float64 // per step: propose
-	readP      float64 // per step: read index
-	compactP   float64 // per step: a node snapshots and compacts its log
-	confP      float64 // per step: propose a membership change
-	transferP  float64 // per step: start a leadership transfer
-	lazyCommit bool    // the store may skip persisting HardState.Commit
+	nodes       int
+	steps       int
+	dropP       float64 // chance a message is lost
+	dupP        float64 // chance a message is delivered twice
+	maxDelay    int     // steps a message may wait
+	crashP      float64 // per step: crash a random node
+	midCrashP   float64 // per Ready: crash after sending MessagesBeforePersist
+	restartP    float64 // per step: restart a random crashed node
+	partP       float64 // per step: change partitions
+	propP       float64 // per step: propose
+	readP       float64 // per step: read index
+	compactP    float64 // per step: a node snapshots and compacts its log
+	confP       float64 // per step: propose a membership change
+	transferP   float64 // per step: start a leadership transfer
+	lazyCommit  bool    // the store may skip persisting HardState.Commit
+	preVote     bool
+	checkQuorum bool
+	slowNode    bool // n1 has twice the election timeout (a far region)
 }
 
 func randomParams(rng *rand.Rand, steps int) simParams {
 	p := simParams{
-		nodes:      3 + 2*rng.IntN(2),
-		steps:      steps,
-		dropP:      []float64{0, 0.02, 0.1}[rng.IntN(3)],
-		dupP:       []float64{0, 0.02, 0.1}[rng.IntN(3)],
-		maxDelay:   []int{0, 5, 30}[rng.IntN(3)],
-		crashP:     []float64{0, 0.002, 0.01}[rng.IntN(3)],
-		midCrashP:  []float64{0, 0.01, 0.05}[rng.IntN(3)],
-		restartP:   0.02,
-		partP:      []float64{0, 0.003, 0.01}[rng.IntN(3)],
-		propP:      0.04,
-		readP:      0.02,
-		compactP:   []float64{0, 0.002, 0.01}[rng.IntN(3)],
-		confP:      []float64{0, 0.002, 0.005}[rng.IntN(3)],
-		transferP:  []float64{0, 0.001, 0.004}[rng.IntN(3)],
-		lazyCommit: rng.IntN(2) == 0,
+		nodes:       3 + 2*rng.IntN(2),
+		steps:       steps,
+		dropP:       []float64{0, 0.02, 0.1}[rng.IntN(3)],
+		dupP:        []float64{0, 0.02, 0.1}[rng.IntN(3)],
+		maxDelay:    []int{0, 5, 30}[rng.IntN(3)],
+		crashP:      []float64{0, 0.002, 0.01}[rng.IntN(3)],
+		midCrashP:   []float64{0, 0.01, 0.05}[rng.IntN(3)],
+		restartP:    0.02,
+		partP:       []float64{0, 0.003, 0.01}[rng.IntN(3)],
+		propP:       0.04,
+		readP:       0.02,
+		compactP:    []float64{0, 0.002, 0.01}[rng.IntN(3)],
+		confP:       []float64{0, 0.002, 0.005}[rng.IntN(3)],
+		transferP:   []float64{0, 0.001, 0.004}[rng.IntN(3)],
+		lazyCommit:  rng.IntN(2) == 0,
+		preVote:     rng.IntN(4) != 0,
+		checkQuorum: rng.IntN(4) != 0,
+		slowNode:    rng.IntN(3) == 0,
 	}
 	return p
 }
@@ -146,16 +152,20 @@ func (s *sim) fail(format string, args ...any) {
 
 func (s *sim) start(n *simNode) error {
 	n.restarts++
+	electionTick := 8
+	if s.p.slowNode && n.id == "n1" {
+		electionTick = 16
+	}
 	cfg := &Config{
 		ID:              n.id,
-		ElectionTick:    8,
+		ElectionTick:    electionTick,
 		HeartbeatTick:   2,
 		Storage:         n.st,
 		Applied:         n.appliedIndex,
 		MaxSizePerMsg:   64,
 		MaxInflightMsgs: 4,
-		CheckQuorum:     true,
-		PreVote:         true,
+		CheckQuorum:     s.p.checkQuorum,
+		PreVote:         s.p.preVote,
 		Rand:            rand.New(rand.NewPCG(n.seed, uint64(n.restarts))),
 	}
 	rn, err := NewRawNode(cfg)
