@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -20,12 +21,13 @@ import (
 // outlives a Node (a restarted node gets the same testFSM), standing in for
 // a durable state machine, and counts every application of an index.
 type testFSM struct {
-	t       testing.TB
-	mu      sync.Mutex
-	applied uint64
-	data    [][]byte          // Data of applied non-empty normal entries, in order
-	index   map[string]uint64 // first index at which each Data was applied
-	count   map[uint64]int    // applications per index
+	t        testing.TB
+	mu       sync.Mutex
+	applied  uint64
+	data     [][]byte          // Data of applied non-empty normal entries, in order
+	index    map[string]uint64 // first index at which each Data was applied
+	count    map[uint64]int    // applications per index
+	restores int
 }
 
 func newTestFSM(t testing.TB) *testFSM {
@@ -58,6 +60,46 @@ func (f *testFSM) AppliedIndex() uint64 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.applied
+}
+
+type testSnap struct {
+	Applied uint64
+	Data    [][]byte
+	Index   map[string]uint64
+}
+
+// SnapshotFile and Restore make testFSM a Snapshotter.
+func (f *testFSM) SnapshotFile(ctx context.Context, path string) (uint64, error) {
+	f.mu.Lock()
+	b, err := json.Marshal(testSnap{Applied: f.applied, Data: f.data, Index: f.index})
+	applied := f.applied
+	f.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	return applied, os.WriteFile(path, b, 0o644)
+}
+
+func (f *testFSM) Restore(ctx context.Context, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var s testSnap
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.applied, f.data, f.index = s.Applied, s.Data, s.Index
+	f.restores++
+	return nil
+}
+
+func (f *testFSM) restoreCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.restores
 }
 
 func (f *testFSM) values() []string {
@@ -121,6 +163,9 @@ type cluster struct {
 	et    time.Duration
 	// wrap, if set, wraps each node's store (fault injection).
 	wrap func(id string, st LogStore) LogStore
+	// snapEvery > 0 turns snapshots on (Config.SnapshotEntries).
+	snapEvery uint64
+	stores    map[string]*store.Store
 }
 
 const (
@@ -133,6 +178,7 @@ func newCluster(t testing.TB, size int) *cluster {
 	c := &cluster{
 		t: t, net: transport.NewNetwork(transport.NetworkConfig{Seed: 1}), dir: t.TempDir(),
 		fsms: map[string]*testFSM{}, nodes: map[string]*Node{}, et: testElection,
+		stores: map[string]*store.Store{},
 	}
 	for i := range size {
 		c.ids = append(c.ids, fmt.Sprintf("n%d", i+1))
@@ -175,6 +221,16 @@ func (c *cluster) startWith(id string, peers, contacts []consensus.Member) *Node
 	if c.wrap != nil {
 		ls = c.wrap(id, st)
 	}
+	c.stores[id] = st
+	mc := transport.MemConfig{ID: id, Addr: "mem:" + id}
+	var snaps *Snapshots
+	if c.snapEvery > 0 {
+		snaps, err = OpenSnapshots(filepath.Join(c.dir, id+"-snaps"), nil)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		mc.Snapshots = &transport.SnapshotConfig{Source: snaps, Sink: snaps}
+	}
 	seed := uint64(1)
 	for _, b := range []byte(id) {
 		seed = seed*31 + uint64(b)
@@ -186,7 +242,9 @@ func (c *cluster) startWith(id string, peers, contacts []consensus.Member) *Node
 		ElectionTimeout:   c.et,
 		HeartbeatInterval: testHeartbeat,
 		Store:             ls,
-		Transport:         c.net.Transport(transport.MemConfig{ID: id, Addr: "mem:" + id}),
+		Transport:         c.net.Transport(mc),
+		Snapshots:         snaps,
+		SnapshotEntries:   c.snapEvery,
 		StateMachine:      c.fsms[id],
 		Logger:            testLogger(c.t, id),
 		Clock:             c.clock,

@@ -74,6 +74,17 @@ type Config struct {
 	// a random seed; tests pass a fixed one per node.
 	RandSeed uint64
 
+	// Snapshots is the node's snapshot directory (OpenSnapshots), also
+	// given to the transport as its SnapshotConfig Source and Sink. Nil:
+	// no snapshots (a Ready that installs one stops the node with
+	// ErrSnapshotUnsupported). Needs a StateMachine that implements
+	// Snapshotter.
+	Snapshots *Snapshots
+	// SnapshotEntries: take a snapshot after this many entries were
+	// applied since the last one, and compact the log up to the one
+	// before. Zero: never take one (received ones are still installed).
+	SnapshotEntries uint64
+
 	// MaxInflight bounds the pipelined AppendEntries in flight per follower.
 	MaxInflight int
 	// MaxSizePerMsg caps the entry bytes of one AppendEntries.
@@ -138,6 +149,13 @@ func (c *Config) withDefaults() (Config, timing, error) {
 	}
 	if cfg.MaxProposalBytes <= 0 {
 		cfg.MaxProposalBytes = DefaultMaxProposalBytes
+	}
+	if cfg.Snapshots != nil {
+		if _, ok := cfg.StateMachine.(Snapshotter); !ok {
+			return cfg, timing{}, fmt.Errorf("%w: Snapshots set but the StateMachine is not a Snapshotter", ErrInvalidConfig)
+		}
+	} else if cfg.SnapshotEntries > 0 {
+		return cfg, timing{}, fmt.Errorf("%w: SnapshotEntries needs Snapshots", ErrInvalidConfig)
 	}
 	for _, m := range cfg.Peers {
 		if m.ID == "" {

@@ -55,6 +55,21 @@
 // the leader changes. Waiting until that index is applied is the state
 // machine's business (Node.WaitApplied helps).
 //
+// # Snapshots
+//
+// With Config.Snapshots (a directory of snap-<index>.db files, which is
+// also the transport's snapshot Source and Sink) and a StateMachine that
+// is a Snapshotter: every SnapshotEntries applied entries a goroutine
+// (snapLoop) takes a snapshot concurrently with Apply, then the loop
+// compacts the log up to the previous snapshot (so the log keeps at least
+// SnapshotEntries entries for briefly lagging followers, and the store's
+// snapshot meta always names a file that exists). A follower too far
+// behind gets MsgSnap; the transport stores the file before it delivers
+// the message; the Ready's Snapshot is saved with the log, then the applier
+// restores the state machine before any later entry. If the node crashes
+// in between, Start restores it from the file (the state machine is behind
+// the log's snapshot).
+//
 // # Durability shortcut
 //
 // A Ready whose HardState only moves Commit (MustSync false) is not given

@@ -31,7 +31,7 @@ var (
 	ErrTransferFailed = errors.New("node: leadership transfer failed")
 	// ErrInvalidConfig: Config is unusable; the message says why.
 	ErrInvalidConfig = errors.New("node: invalid config")
-	// ErrSnapshotUnsupported: the core asked to install a snapshot, but no
-	// snapshot data path is wired yet (see StateMachine).
-	ErrSnapshotUnsupported = errors.New("node: installing snapshots is not supported yet")
+	// ErrSnapshotUnsupported: the core asked to install a snapshot, but the
+	// node has no Config.Snapshots (or its StateMachine is no Snapshotter).
+	ErrSnapshotUnsupported = errors.New("node: snapshots are not configured")
 )

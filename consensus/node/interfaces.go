@@ -43,10 +43,11 @@ type LogStore interface {
 // transaction; an error from Apply is fatal for the node (it stops, see
 // Node.Err), because the replicas would otherwise diverge.
 //
-// Snapshots: a later step adds an optional interface here (create a
-// snapshot of the applied state, and restore one received from the
-// leader). Until then a Ready that carries a snapshot to install stops the
-// node with ErrSnapshotUnsupported; see applier.restore.
+// Snapshots: a StateMachine that also implements Snapshotter, with
+// Config.Snapshots set, gets snapshots taken every Config.SnapshotEntries
+// entries and installs the ones the leader streams to it. Without them a
+// Ready that carries a snapshot to install stops the node with
+// ErrSnapshotUnsupported.
 type StateMachine interface {
 	Apply(ctx context.Context, entries []consensus.Entry) error
 	AppliedIndex() uint64

@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -133,10 +134,16 @@ func (n *Node) handleReport(r report) {
 func (n *Node) handleReady() error {
 	rd := n.rn.Ready()
 	if rd.Snapshot != nil {
-		// The place for installing a snapshot: persist the meta with the
-		// StateMachine's restored data, then reset the applier. Not wired
-		// yet; refusing is safer than persisting a meta without its data.
-		return fmt.Errorf("%w (snapshot at index %d term %d)", ErrSnapshotUnsupported, rd.Snapshot.Index, rd.Snapshot.Term)
+		// Installing a snapshot received from the leader: its file is
+		// already in place (the transport commits the data before it
+		// delivers the MsgSnap). The meta is saved with the Ready, then
+		// the applier restores the state machine before any later entry.
+		if n.snapper == nil {
+			return fmt.Errorf("%w (snapshot at index %d term %d)", ErrSnapshotUnsupported, rd.Snapshot.Index, rd.Snapshot.Term)
+		}
+		if _, err := os.Stat(n.cfg.Snapshots.Path(rd.Snapshot.Index)); err != nil {
+			return fmt.Errorf("node: install snapshot %d: %w: %w", rd.Snapshot.Index, errNoSnapshotFile, err)
+		}
 	}
 	if rd.SoftState != nil && rd.SoftState.Lead != n.lastLead {
 		n.lastLead = rd.SoftState.Lead
@@ -148,7 +155,7 @@ func (n *Node) handleReady() error {
 	// new entries) go to the applier before the fsync, so applying one
 	// batch overlaps with persisting the next. The rest wait for Save.
 	committed := rd.CommittedEntries
-	if k := n.durablePrefix(committed, rd.Entries); k > 0 {
+	if k := n.durablePrefix(committed, rd.Entries); k > 0 && rd.Snapshot == nil {
 		n.pushApply(committed[:k])
 		committed = committed[k:]
 	}
@@ -157,6 +164,9 @@ func (n *Node) handleReady() error {
 		return err
 	}
 	local = n.send(rd.Messages, local)
+	if rd.Snapshot != nil {
+		n.pushRestore(*rd.Snapshot)
+	}
 	if len(committed) > 0 {
 		n.pushApply(committed)
 	}
@@ -236,12 +246,18 @@ func (n *Node) persist(rd consensus.Ready) error {
 		hs = n.hs
 	}
 	start := time.Now()
-	if err := n.cfg.Store.Save(hs, rd.Entries, nil); err != nil {
-		return fmt.Errorf("node: save %d entries (hard state %+v): %w", len(rd.Entries), hs, err)
+	if err := n.cfg.Store.Save(hs, rd.Entries, rd.Snapshot); err != nil {
+		return fmt.Errorf("node: save %d entries (hard state %+v, snapshot %v): %w", len(rd.Entries), hs, rd.Snapshot != nil, err)
 	}
 	n.hsDirty = false
 	if len(rd.Entries) > 0 {
 		n.durableLast = rd.Entries[len(rd.Entries)-1].Index
+	} else if rd.Snapshot != nil {
+		last, err := n.cfg.Store.LastIndex()
+		if err != nil {
+			return fmt.Errorf("node: last index after installing snapshot: %w", err)
+		}
+		n.durableLast = last
 	}
 	d := time.Since(start)
 	n.metrics.noteSave(len(rd.Entries), d)
@@ -341,6 +357,7 @@ func (n *Node) shutdown() {
 	}
 	n.applyCancel()
 	<-n.applyDone
+	<-n.snapDone
 	if n.hsDirty && n.Err() == nil {
 		if err := n.cfg.Store.Save(n.hs, nil, nil); err != nil {
 			n.log.Warn("saving hard state at stop", "err", err)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -65,11 +66,17 @@ type Node struct {
 
 	// Applier.
 	applyMu      sync.Mutex
-	applyQueue   []consensus.Entry
+	applyQueue   []applyTask
 	applyKick    chan struct{}
 	applyCancel  context.CancelFunc
 	applyDone    chan struct{}
 	startApplied uint64 // the state machine's index at Start; nothing at or below is applied again
+
+	// Snapshots (nil snapper: off).
+	snapper  Snapshotter
+	snapKick chan struct{}
+	snapDone chan struct{}
+	lastSnap atomic.Uint64 // index of the newest snapshot file
 
 	// Published state, readable from any goroutine.
 	leaseExp  atomic.Int64 // lease end as an offset from base in ns; 0 = no lease
@@ -134,15 +141,35 @@ func Start(ctx context.Context, c Config) (*Node, error) {
 		return nil, fmt.Errorf("node: read snapshot: %w", err)
 	}
 	fresh := hs.IsEmpty() && last == 0 && snap.Index == 0
+	snapper, _ := cfg.StateMachine.(Snapshotter)
+	if cfg.Snapshots == nil {
+		snapper = nil
+	}
 	applied := cfg.StateMachine.AppliedIndex()
+	if applied < snap.Index {
+		// The log starts after a snapshot the state machine does not
+		// have (it lost its data, or a crash came between installing a
+		// received snapshot in the store and in the state machine).
+		if snapper == nil {
+			return nil, fmt.Errorf("node: state machine at index %d is behind the log's snapshot at %d and snapshots are not configured", applied, snap.Index)
+		}
+		path := cfg.Snapshots.Path(snap.Index)
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("node: state machine at index %d is behind the log's snapshot at %d: %w: %w", applied, snap.Index, errNoSnapshotFile, err)
+		}
+		if err := snapper.Restore(ctx, path); err != nil {
+			return nil, fmt.Errorf("node: restore snapshot %d at start: %w", snap.Index, err)
+		}
+		applied = cfg.StateMachine.AppliedIndex()
+		cfg.Logger.Info("restored state machine from snapshot at start", "node", cfg.ID, "index", snap.Index, "applied", applied)
+	}
 	if applied > last {
 		return nil, fmt.Errorf("node: state machine has applied index %d but the log ends at %d (wrong data directory?)", applied, last)
 	}
-	// The commit index is written lazily (with the next fsync), so after
-	// a crash it may lag what the state machine applied; those entries are
-	// committed and durable in our log, and the applier skips them when the
-	// core hands them out again.
-	coreApplied := min(applied, hs.Commit)
+	// The commit index is written lazily (with the next fsync), so after a
+	// crash it may lag what the state machine applied; the core raises it
+	// to Applied (those entries are committed and durable in our log).
+	coreApplied := applied
 
 	seeds := [2]uint64{cfg.RandSeed, cfg.RandSeed ^ 0x9e3779b97f4a7c15}
 	rn, err := consensus.NewRawNode(&consensus.Config{
@@ -189,6 +216,9 @@ func Start(ctx context.Context, c Config) (*Node, error) {
 		applyKick:    make(chan struct{}, 1),
 		applyDone:    make(chan struct{}),
 		startApplied: applied,
+		snapper:      snapper,
+		snapKick:     make(chan struct{}, 1),
+		snapDone:     make(chan struct{}),
 		leaderCh:     make(chan struct{}),
 		appliedCh:    make(chan struct{}),
 	}
@@ -205,9 +235,15 @@ func Start(ctx context.Context, c Config) (*Node, error) {
 	}
 	n.syncPeers(members)
 
+	if snapper != nil {
+		if idx := cfg.Snapshots.Indexes(); len(idx) > 0 {
+			n.lastSnap.Store(idx[len(idx)-1])
+		}
+	}
 	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	n.applyCancel = cancel
 	go n.applyLoop(actx)
+	go n.snapLoop(actx)
 	go n.run()
 	n.log.Info("node started", "fresh", fresh, "bootstrap", fresh && len(cfg.Peers) > 0,
 		"term", hs.Term, "commit", hs.Commit, "last_index", last, "applied", applied,

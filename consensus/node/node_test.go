@@ -617,3 +617,49 @@ func TestReadIndexUnderMessageLoss(t *testing.T) {
 	eventually(t, "leader applies end", func() bool { return c.fsms[l.ID()].has("end") })
 	c.waitValues(c.fsms[l.ID()].values())
 }
+
+// With snapshots on, the leader compacts its log; a follower that was down
+// past the compaction point catches up through a snapshot streamed by the
+// transport, and a node whose state machine lost its data is restored
+// from its snapshot file at start.
+func TestSnapshotCatchUpAndRestore(t *testing.T) {
+	c := newCluster(t, 3)
+	c.snapEvery = 10
+	c.startAll()
+	l := c.leader()
+	lagger := c.followers(l)[0].ID()
+	c.stop(lagger)
+	lagLast, _ := c.stores[lagger].LastIndex()
+
+	var want []string
+	for i := range 60 {
+		v := fmt.Sprintf("s%d", i)
+		want = append(want, v)
+		propose(t, l, v)
+	}
+	eventually(t, "leader applies all", func() bool { return len(c.fsms[l.ID()].values()) == len(want) })
+	eventually(t, "leader compacts past the lagging follower", func() bool {
+		first, err := c.stores[l.ID()].FirstIndex()
+		return err == nil && first > lagLast+1
+	})
+
+	c.start(lagger)
+	c.waitValues(want)
+	if c.fsms[lagger].restoreCount() == 0 {
+		t.Fatalf("%s caught up without a snapshot", lagger)
+	}
+	if s, _ := c.stores[lagger].Snapshot(); s.Index == 0 {
+		t.Fatalf("%s store has no snapshot meta", lagger)
+	}
+
+	// The state machine loses its data: Start restores the snapshot the
+	// store's log begins after, and the log replays the rest.
+	c.stop(lagger)
+	c.fsms[lagger] = newTestFSM(t)
+	c.start(lagger)
+	if c.fsms[lagger].restoreCount() != 1 {
+		t.Fatalf("restores at start: %d", c.fsms[lagger].restoreCount())
+	}
+	propose(t, c.leader(), "last")
+	c.waitValues(append(want, "last"))
+}
