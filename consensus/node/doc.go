@@ -75,8 +75,9 @@
 // A Ready whose HardState only moves Commit (MustSync false) is not given
 // an fsync of its own: the HardState rides with the next Save, and at Stop.
 // After a crash the commit index read back may be lower than the state
-// machine's applied index; Start gives the core min(applied, commit) and the
-// applier skips the entries the state machine already has.
+// machine's applied index; the core raises it to Config.Applied (those
+// entries are committed and durable in the log), and the applier never
+// hands the state machine an index it already has.
 //
 // # Debugging
 //
