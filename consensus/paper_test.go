@@ -857,3 +857,63 @@ func TestCheckQuorum_6_StaleLeaderLearnsNewTerm(t *testing.T) {
 		t.Fatalf("leader %q, want %q", nw.leader(), newLead)
 	}
 }
+
+// Thesis §10.2.1 and the Ready contract: the leader's AppendEntries and
+// heartbeats may leave before its own fsync; a follower's acknowledgement
+// (and every other reply) only after the follower's write is durable.
+func TestPersistence_10_2_1_ReadyOrderingContract(t *testing.T) {
+	nw := newTestNet(t, 3)
+	nw.campaign("n1")
+	l, f := nw.node("n1"), nw.node("n2")
+	_ = l.rn.Propose([]byte("x"))
+	rd := l.rn.Ready()
+	if len(rd.Entries) != 1 || len(only(rd.MessagesBeforePersist, MsgApp)) != 2 || len(rd.Messages) != 0 {
+		t.Fatalf("leader Ready: entries %d, before %+v, after %+v", len(rd.Entries), rd.MessagesBeforePersist, rd.Messages)
+	}
+	for _, m := range only(rd.MessagesBeforePersist, MsgApp) {
+		if m.To == "n2" {
+			_ = f.rn.Step(m)
+		}
+	}
+	frd := f.rn.Ready()
+	if len(frd.Entries) != 1 || len(frd.MessagesBeforePersist) != 0 || len(only(frd.Messages, MsgAppResp)) != 1 || !frd.MustSync {
+		t.Fatalf("follower Ready: entries %d, before %+v, after %+v", len(frd.Entries), frd.MessagesBeforePersist, frd.Messages)
+	}
+	// A crash before persisting loses the entry and the ack together.
+	if last, _ := f.st.LastIndex(); last != l.rn.r.log.lastIndex()-1 {
+		t.Fatalf("follower stored %d before Advance", last)
+	}
+}
+
+// §5.2: a candidate that neither wins nor loses (split vote) times out and
+// starts a new election with a higher term.
+func TestLeaderElection_5_2_SplitVoteStartsNewElection(t *testing.T) {
+	rn, _ := newNodeWithLog(t, "n1", ids(3), nil, 0)
+	_ = rn.Campaign()
+	term := rn.r.term
+	for range 2 * rn.r.electionTimeout {
+		rn.Tick()
+	}
+	if rn.r.role != RoleCandidate || rn.r.term <= term {
+		t.Fatalf("role %s term %d (was %d)", rn.r.role, rn.r.term, term)
+	}
+}
+
+// §5.5: AppendEntries is idempotent: a follower that receives the same
+// request twice (a retry after a crash) acknowledges it twice, unchanged.
+func TestFollowerCrash_5_5_AppendEntriesIdempotent(t *testing.T) {
+	rn, st := newNodeWithLog(t, "n2", ids(3), []uint64{1}, 1)
+	m := Message{Type: MsgApp, From: "n1", To: "n2", Term: 2, Index: 1, LogTerm: 1, Commit: 1,
+		Entries: []Entry{{Index: 2, Term: 2, Data: []byte("a")}, {Index: 3, Term: 2, Data: []byte("b")}}}
+	for i := range 2 {
+		_ = rn.Step(m)
+		_, after, _ := persist(t, rn, st)
+		acks := only(after, MsgAppResp)
+		if len(acks) != 1 || acks[0].Reject || acks[0].Index != 3 {
+			t.Fatalf("delivery %d: %+v", i, acks)
+		}
+	}
+	if l := logOf(t, rn); len(l) != 3 {
+		t.Fatalf("log %+v", l)
+	}
+}
