@@ -339,13 +339,18 @@ func (e env) shellMain(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer
 		ctx, stop = signal.NotifyContext(ctx, os.Interrupt)
 		defer stop()
 	}
-	conn, err := e.dial(ctx, opts.connString(), func(n *pgconn.Notice) { printNotice(stderr, n) })
+	dial := func(ctx context.Context) (sqlConn, error) {
+		return e.dial(ctx, opts.connString(), func(n *pgconn.Notice) { printNotice(stderr, n) })
+	}
+	conn, err := dial(ctx)
 	if err != nil {
 		return err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
-
 	sh := &shell{conn: conn, out: stdout, errOut: stderr, now: e.now}
+	defer func() { sh.conn.Close(context.WithoutCancel(ctx)) }()
+	if interactive {
+		sh.reconnect = dial
+	}
 	if addrs := splitList(c.String("http")); len(addrs) > 0 {
 		sh.status = func(ctx context.Context) ([]statusRow, error) {
 			ctx, cancel := context.WithTimeout(ctx, defaultHTTPTimeout)

@@ -27,6 +27,10 @@ type shell struct {
 	status func(ctx context.Context) ([]statusRow, error)
 	now    func() time.Time
 
+	// reconnect dials a new connection; the interactive shell uses it
+	// after the connection is lost, as psql does. Nil: no reset.
+	reconnect func(ctx context.Context) (sqlConn, error)
+
 	timing  bool
 	lastErr error
 	sp      splitter
@@ -440,13 +444,34 @@ func (s *shell) interactive(ctx context.Context, stdin io.ReadCloser, stdout io.
 			return fmt.Errorf("reading input: %w", err)
 		}
 		qctx, stop := signal.NotifyContext(ctx, os.Interrupt)
-		s.feedLine(qctx, line) // errors are printed; the session goes on
+		err = s.feedLine(qctx, line) // errors are printed; the session goes on
 		stop()
-		if errors.Is(s.lastErr, ErrConnLost) {
-			return s.lastErr
+		if errors.Is(err, ErrConnLost) {
+			if rerr := s.reset(ctx); rerr != nil {
+				return err
+			}
 		}
 	}
 	return ctx.Err()
+}
+
+// reset replaces a lost connection, printing psql's words.
+func (s *shell) reset(ctx context.Context) error {
+	if s.reconnect == nil {
+		return ErrConnLost
+	}
+	fmt.Fprint(s.errOut, "The connection to the server was lost. Attempting reset: ")
+	c, err := s.reconnect(ctx)
+	if err != nil {
+		fmt.Fprintln(s.errOut, "Failed.")
+		fmt.Fprintf(s.errOut, "%v\n", err)
+		return err
+	}
+	fmt.Fprintln(s.errOut, "Succeeded.")
+	s.conn.Close(context.WithoutCancel(ctx))
+	s.conn = c
+	s.sp.Reset()
+	return nil
 }
 
 // historyFile is $RAFTSQL_HISTORY or ~/.raftsql_history ("" disables

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -432,5 +433,39 @@ func TestRunShellStatusUsesHTTP(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "127.0.0.1:7000") || !strings.Contains(out.String(), "leader") {
 		t.Errorf("output:\n%s", out.String())
+	}
+}
+
+func TestShellResetAfterLostConnection(t *testing.T) {
+	lost := &fakeConn{handle: func(string) ([]result, error) {
+		return nil, fmt.Errorf("%w: unexpected EOF", ErrConnLost)
+	}}
+	fresh := &fakeConn{handle: sqlFake}
+	var out, errOut strings.Builder
+	sh := &shell{conn: lost, out: &out, errOut: &errOut, now: stepClock(time.Millisecond)}
+	dials := 0
+	sh.reconnect = func(context.Context) (sqlConn, error) {
+		dials++
+		return fresh, nil
+	}
+	err := sh.feedLine(context.Background(), "select 1;")
+	if !errors.Is(err, ErrConnLost) {
+		t.Fatalf("err %v, want ErrConnLost", err)
+	}
+	if err := sh.reset(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if dials != 1 || !lost.closed || sh.conn != fresh {
+		t.Fatalf("dials %d, old closed %v", dials, lost.closed)
+	}
+	if err := sh.feedLine(context.Background(), "select 1;"); err != nil {
+		t.Fatal(err)
+	}
+	if want := "error: connection lost: unexpected EOF\nThe connection to the server was lost. Attempting reset: Succeeded.\n"; errOut.String() != want {
+		t.Errorf("stderr %q, want %q", errOut.String(), want)
+	}
+	sh.reconnect = func(context.Context) (sqlConn, error) { return nil, ErrConnect }
+	if err := sh.reset(context.Background()); !errors.Is(err, ErrConnect) {
+		t.Errorf("failed reset: %v", err)
 	}
 }
