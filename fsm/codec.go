@@ -23,7 +23,13 @@ import (
 //	0 NULL | 1 int64 (varint) | 2 float64 (8 bytes, little-endian IEEE
 //	bits) | 3 text (uvarint len, bytes) | 4 blob (uvarint len, bytes)
 //	| 255 unsupported Go type (uvarint len, type name): decoding fails.
-const commandVersion = 1
+//
+// Version 2 is a restore command: the same header (version 2), then
+// uvarint len and the database file's bytes.
+const (
+	commandVersion = 1
+	restoreVersion = 2
+)
 
 const (
 	tagNull        = 0
@@ -96,6 +102,15 @@ func EncodeCommand(c Command) []byte {
 				size += len(x)
 			}
 		}
+	}
+	if c.Restore != nil {
+		b := make([]byte, 0, 4*binary.MaxVarintLen64+1+len(c.Restore))
+		b = append(b, restoreVersion)
+		b = binary.AppendUvarint(b, c.SessionID)
+		b = binary.AppendUvarint(b, c.Seq)
+		b = binary.AppendVarint(b, c.UnixMicro)
+		b = binary.AppendUvarint(b, uint64(len(c.Restore)))
+		return append(b, c.Restore...)
 	}
 	b := make([]byte, 0, size)
 	b = append(b, commandVersion)
@@ -264,14 +279,29 @@ func (d *decoder) value() any {
 func DecodeCommand(b []byte) (Command, error) {
 	var c Command
 	d := &decoder{b: b}
-	if v := d.byte(); d.err == nil && v != commandVersion {
-		return c, fmt.Errorf("%w: unknown version %d", ErrCorruptCommand, v)
+	version := d.byte()
+	if d.err == nil && version != commandVersion && version != restoreVersion {
+		return c, fmt.Errorf("%w: unknown version %d", ErrCorruptCommand, version)
 	}
 	c.SessionID = d.uvarint()
 	c.Seq = d.uvarint()
 	c.UnixMicro = d.varint()
 	if d.err != nil {
 		return Command{}, fmt.Errorf("%w: %v", ErrCorruptCommand, d.err)
+	}
+	if version == restoreVersion {
+		db := d.bytes()
+		if d.err == nil && len(d.b) != 0 {
+			d.fail("%d trailing bytes", len(d.b))
+		}
+		if d.err == nil && len(db) == 0 {
+			d.fail("empty restore file")
+		}
+		if d.err != nil {
+			return c, fmt.Errorf("%w: %v", ErrCorruptCommand, d.err)
+		}
+		c.Restore = db
+		return c, nil
 	}
 	n := d.count(2)
 	if n > 0 {

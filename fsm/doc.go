@@ -68,7 +68,16 @@
 // index in _raftsql_meta (ReadSnapshotMeta) and is an ordinary SQLite file
 // (a backup). Restore checks a file, copies it next to the database, fsyncs
 // and renames it over the database (the old WAL removed first) and reopens
-// the connections; reads wait meanwhile.
+// the connections; reads wait meanwhile (that is how a node installs a
+// snapshot from its leader).
+//
+// A Command with Restore set (a whole database file) replaces the state on
+// every node at its entry (DESIGN.md: POST /restore goes through the log).
+// The entries before it in the batch commit first; the file is checked
+// (quick_check, and a schema the log could replicate), given the cluster's
+// configuration, sessions and the entry's index, and swapped in like a
+// snapshot. A bad file is refused as the entry's result (CodeBadRestore),
+// alike on every node.
 //
 // # Determinism
 //

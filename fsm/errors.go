@@ -51,6 +51,9 @@ const (
 	CodeStaleSequence = 1 | 1001<<8
 	// CodeMultipleStatements: a Statement held more than one statement.
 	CodeMultipleStatements = 1 | 1002<<8
+	// CodeBadRestore: the database file of a restore command is not
+	// usable (not SQLite, corrupt, or a schema that cannot be replicated).
+	CodeBadRestore = 26 | 1000<<8 // SQLITE_NOTADB family
 	// CodeBadParameter: wrong number or type of parameters.
 	CodeBadParameter = 25 | 1000<<8 // SQLITE_RANGE family
 )

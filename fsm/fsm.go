@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -267,6 +268,35 @@ func (f *FSM) Apply(ctx context.Context, entries []consensus.Entry) error {
 			return fmt.Errorf("%w: applied %d, got entry %d at position %d", ErrIndexGap, applied, e.Index, i)
 		}
 	}
+	// A restore entry replaces the database: the entries before it commit
+	// first, the ones after it go into a new transaction.
+	for len(entries) > 0 {
+		n := slices.IndexFunc(entries, isRestoreEntry)
+		if n < 0 {
+			n = len(entries)
+		}
+		if n > 0 {
+			if err := f.applyBatch(entries[:n]); err != nil {
+				return err
+			}
+		}
+		if n < len(entries) {
+			if err := f.applyRestore(entries[n]); err != nil {
+				return err
+			}
+			n++
+		}
+		entries = entries[n:]
+	}
+	return nil
+}
+
+func isRestoreEntry(e consensus.Entry) bool {
+	return e.Type == consensus.EntryNormal && len(e.Data) > 0 && e.Data[0] == restoreVersion
+}
+
+// applyBatch applies entries (none a restore) in one transaction.
+func (f *FSM) applyBatch(entries []consensus.Entry) error {
 	w := f.w
 	if err := w.exec("BEGIN IMMEDIATE"); err != nil {
 		return fmt.Errorf("%w: begin: %w", ErrApplyFailed, err)
@@ -289,6 +319,9 @@ func (f *FSM) Apply(ctx context.Context, entries []consensus.Entry) error {
 			cmd, derr := DecodeCommand(e.Data)
 			var rs []Result
 			var err error
+			if derr == nil && cmd.Restore != nil {
+				derr = errors.New("a restore command must be applied on its own") // unreachable: Apply splits batches
+			}
 			if derr != nil {
 				f.log.Warn("fsm: corrupt command in committed entry", "index", e.Index, "err", derr)
 				rs, err = f.applyBroken(cmd, derr)
@@ -336,7 +369,7 @@ func (f *FSM) applyBroken(cmd Command, derr error) ([]Result, error) {
 	if prev, ok, err := f.dedup(cmd); err != nil || ok {
 		return prev, err
 	}
-	return rs, f.finishSession(cmd, rs)
+	return rs, finishSession(f.w, cmd, rs)
 }
 
 // applyCommand applies one command inside the batch transaction, in a
@@ -386,7 +419,7 @@ func (f *FSM) applyCommand(cmd Command) ([]Result, error) {
 		return nil, err
 	}
 	if cmd.SessionID != 0 {
-		if err := f.finishSession(cmd, results); err != nil {
+		if err := finishSession(w, cmd, results); err != nil {
 			return nil, err
 		}
 	}
@@ -417,15 +450,15 @@ func (f *FSM) dedup(cmd Command) ([]Result, bool, error) {
 
 // finishSession stores the result of cmd as its session's last, then
 // expires sessions idle for more than SessionTTL as of cmd's time.
-func (f *FSM) finishSession(cmd Command, rs []Result) error {
-	_, err := f.w.queryCached(`INSERT INTO _raftsql_sessions(session_id, last_seq, result, updated) VALUES (?, ?, ?, ?)
+func finishSession(c *sconn, cmd Command, rs []Result) error {
+	_, err := c.queryCached(`INSERT INTO _raftsql_sessions(session_id, last_seq, result, updated) VALUES (?, ?, ?, ?)
 		ON CONFLICT(session_id) DO UPDATE SET last_seq = excluded.last_seq, result = excluded.result, updated = excluded.updated`,
 		int64(cmd.SessionID), int64(cmd.Seq), encodeResults(rs), cmd.UnixMicro)
 	if err != nil {
 		return err
 	}
 	if cmd.UnixMicro > 0 {
-		_, err = f.w.queryCached("DELETE FROM _raftsql_sessions WHERE updated < ?", cmd.UnixMicro-SessionTTL.Microseconds())
+		_, err = c.queryCached("DELETE FROM _raftsql_sessions WHERE updated < ?", cmd.UnixMicro-SessionTTL.Microseconds())
 	}
 	return err
 }

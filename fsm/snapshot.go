@@ -3,7 +3,6 @@ package fsm
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -189,50 +188,22 @@ func (f *FSM) Restore(ctx context.Context, path string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	tmp := f.path + restoreSuffix
-	if err := copyFile(path, tmp); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("fsm: restore: %w", err)
-	}
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
-	f.rmu.Lock()
-	defer f.rmu.Unlock()
-	if f.closed {
-		_ = os.Remove(tmp)
+	if f.isClosed.Load() {
 		return ErrClosed
 	}
-	if err := f.closeConns(); err != nil {
-		f.log.Warn("fsm: restore: closing connections", "err", err)
-	}
-	// The old WAL must never meet the new file: remove it (closing the
-	// last connection checkpointed it) before the rename.
-	for _, suffix := range []string{"-wal", "-shm"} {
-		if err := os.Remove(f.path + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
-			f.markClosed()
-			f.waiters.failAll(ErrClosed)
-			return fmt.Errorf("fsm: restore: %w", err)
-		}
-	}
-	if err := syncDir(f.dir); err != nil {
-		f.markClosed()
-		f.waiters.failAll(ErrClosed)
+	// The copy is made under wmu (the temp name is shared with restore
+	// entries) but before rmu: reads go on meanwhile.
+	tmp := f.path + restoreSuffix
+	defer removeDB(tmp)
+	if err := copyFile(path, tmp); err != nil {
 		return fmt.Errorf("fsm: restore: %w", err)
 	}
-	if err := os.Rename(tmp, f.path); err != nil {
-		f.markClosed()
-		f.waiters.failAll(ErrClosed)
-		return fmt.Errorf("fsm: restore: %w", err)
-	}
-	if err := syncDir(f.dir); err != nil {
-		f.markClosed()
-		f.waiters.failAll(ErrClosed)
-		return fmt.Errorf("fsm: restore: %w", err)
-	}
-	if err := f.openConns(); err != nil {
-		f.markClosed()
-		f.waiters.failAll(ErrClosed)
-		return fmt.Errorf("fsm: restore: reopen: %w", err)
+	f.rmu.Lock()
+	defer f.rmu.Unlock()
+	if err := f.swapIn(tmp); err != nil {
+		return err
 	}
 	f.waiters.failAll(ErrRestored)
 	f.log.Info("fsm restored from snapshot", "path", path, "applied_index", meta.Index, "applied_term", meta.Term)

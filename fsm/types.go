@@ -53,6 +53,11 @@ type Command struct {
 	// used only for deterministic housekeeping (expiring old sessions).
 	UnixMicro int64
 	Stmts     []Statement
+	// Restore, when set, is a whole SQLite database file (e.g. from
+	// FSM.Snapshot or GET /backup) that replaces the state on every node
+	// at this entry; Stmts must be empty then. The cluster's configuration
+	// and sessions are kept. (Added by the fsm owner.)
+	Restore []byte
 }
 
 // Description is what is known of a statement without running it.
