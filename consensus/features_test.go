@@ -643,3 +643,29 @@ func TestMemoryStorage(t *testing.T) {
 		t.Fatal("save after close")
 	}
 }
+
+// §6.4.1: a follower that restarts (losing the memory of the leader it
+// acknowledged) still ignores vote requests for an election timeout, so a
+// lease that counted its acknowledgement stays safe.
+func TestLease_6_4_1_RestartedFollowerHonoursLease(t *testing.T) {
+	nw := newTestNet(t, 3, withCheckQuorum)
+	nw.campaign("n1")
+	nw.tickAll(1)
+	if _, ok := nw.node("n1").rn.LeaseStartTick(); !ok {
+		t.Fatal("no lease")
+	}
+	nw.restart("n2", withCheckQuorum)
+	nw.isolate("n1")
+	nw.campaign("n3")
+	if nw.node("n3").rn.r.role == RoleLeader {
+		t.Fatal("restarted follower voted during the lease it acknowledged")
+	}
+	// After an election timeout it votes again.
+	for range nw.node("n2").rn.r.electionTimeout {
+		nw.node("n2").rn.Tick()
+	}
+	nw.campaign("n3")
+	if nw.node("n3").rn.r.role != RoleLeader {
+		t.Fatalf("n3 not elected after the quiet period: %+v", nw.node("n3").rn.Status())
+	}
+}

@@ -79,6 +79,9 @@ func newTestNet(t testing.TB, n int, opts ...nodeOpt) *testNet {
 		if err := rn.Bootstrap(members(all...)); err != nil {
 			t.Fatal(err)
 		}
+		// As if started long ago: out of the start-up quiet period in
+		// which a check-quorum node ignores votes.
+		rn.r.tick = uint64(rn.r.electionTimeout)
 		nw.nodes[id] = &testNode{id: id, rn: rn, st: st}
 		nw.order = append(nw.order, id)
 	}

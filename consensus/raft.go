@@ -589,7 +589,11 @@ func (r *raft) Step(m Message) error {
 	case m.Term > r.term:
 		if m.Type == MsgVote || m.Type == MsgPreVote {
 			force := string(m.Context) == string(transferContext)
-			inLease := r.checkQuorum && r.lead != "" && r.electionElapsed < r.electionTimeout
+			// A node that just started may have acknowledged a leader's
+			// heartbeat before it restarted: it honours that leader's lease
+			// for its first election timeout too.
+			justStarted := r.tick < uint64(r.electionTimeout)
+			inLease := r.checkQuorum && r.electionElapsed < r.electionTimeout && (r.lead != "" || justStarted)
 			if !force && inLease {
 				r.logger.Debug("ignoring vote request: a leader is live", "type", m.Type, "from", m.From, "term", m.Term)
 				return nil
