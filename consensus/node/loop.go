@@ -327,10 +327,16 @@ func (n *Node) syncPeers(members []consensus.Member) {
 	}
 	n.confKey = key
 	want := make(map[string]string, len(members))
+	self := false
 	for _, m := range members {
 		if m.ID != n.id {
 			want[m.ID] = m.Addr
+		} else {
+			self = true
 		}
+	}
+	if !self && len(members) > 0 && len(n.cfg.Contacts) == 0 {
+		n.log.Warn("this node is not in the configuration (removed, or not yet added)", "members", key)
 	}
 	for id, addr := range want {
 		if old, ok := n.peers[id]; !ok || old != addr {

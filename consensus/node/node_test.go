@@ -292,8 +292,9 @@ func TestTransferLeadership(t *testing.T) {
 }
 
 // A node that joins with an empty store and no Peers is added as a learner
-// and catches up.
-func TestJoinAsLearner(t *testing.T) {
+// and catches up, is promoted to voter, and a follower is removed; the
+// cluster keeps committing through each change.
+func TestMembershipChanges(t *testing.T) {
 	c := newCluster(t, 3)
 	c.startAll()
 	l := c.leader()
@@ -303,12 +304,50 @@ func TestJoinAsLearner(t *testing.T) {
 	c.ids = append(c.ids, "n4")
 	c.fsms["n4"] = newTestFSM(t)
 	n4 := c.startWith("n4", nil, c.peers()[:3])
-	if err := l.ProposeConfChange(ctxT(t), consensus.ConfChange{Type: consensus.ConfAddLearner, ID: "n4", Addr: "mem:n4"}); err != nil {
-		t.Fatal(err)
-	}
-	propose(t, l, "after")
-	c.waitValues([]string{"before", "after"})
+	confChange(t, l, consensus.ConfChange{Type: consensus.ConfAddLearner, ID: "n4", Addr: "mem:n4"})
+	propose(t, l, "learner")
+	c.waitValues([]string{"before", "learner"})
 	eventually(t, "n4 reports itself a learner", func() bool { return n4.Status().Role == consensus.RoleLearner })
+
+	confChange(t, l, consensus.ConfChange{Type: consensus.ConfAddVoter, ID: "n4", Addr: "mem:n4"})
+	eventually(t, "n4 becomes a voter", func() bool {
+		for _, m := range n4.Status().Conf.Members {
+			if m.ID == "n4" {
+				return m.Voter && n4.Status().Role == consensus.RoleFollower
+			}
+		}
+		return false
+	})
+
+	gone := c.followers(l)[0].ID()
+	if gone == "n4" {
+		gone = c.followers(l)[1].ID()
+	}
+	confChange(t, l, consensus.ConfChange{Type: consensus.ConfRemove, ID: gone})
+	eventually(t, gone+" leaves the leader's configuration", func() bool {
+		for _, m := range l.Status().Conf.Members {
+			if m.ID == gone {
+				return false
+			}
+		}
+		return len(l.Status().Conf.Members) == 3
+	})
+	c.stop(gone)
+	propose(t, l, "after")
+	c.waitValues([]string{"before", "learner", "after"})
+}
+
+// confChange proposes cc on the leader, retrying while an earlier change
+// is still pending.
+func confChange(t *testing.T, l *Node, cc consensus.ConfChange) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("conf change %+v accepted", cc), func() bool {
+		err := l.ProposeConfChange(ctxT(t), cc)
+		if err != nil && !errors.Is(err, ErrConfChangeInProgress) {
+			t.Fatalf("conf change %+v: %v", cc, err)
+		}
+		return err == nil
+	})
 }
 
 func TestStoppedAndBadInput(t *testing.T) {
