@@ -118,8 +118,13 @@ func Open(ctx context.Context, dir string, opts Options) (*FSM, error) {
 		achange: make(chan struct{}),
 	}
 	f.waiters.m = map[waiterKey]*Waiter{}
-	// A restore interrupted by a crash leaves its temp file behind.
-	_ = os.Remove(f.path + restoreSuffix)
+	// A restore or snapshot interrupted by a crash leaves temp files.
+	removeDB(f.path + restoreSuffix)
+	if stale, err := filepath.Glob(filepath.Join(dir, "snapshot-*.db")); err == nil {
+		for _, p := range stale {
+			removeDB(p)
+		}
+	}
 	if err := f.openConns(); err != nil {
 		return nil, err
 	}

@@ -83,28 +83,37 @@ func runRead(ctx context.Context, c *sconn, st Statement) (Result, error) {
 		return Result{Err: serr}, nil
 	}
 	s, err := c.prepareSingle(st.SQL)
-	if err == nil && s != nil {
-		ro := s.readOnly()
-		s.finalize()
-		if !ro {
-			return Result{Err: &SQLError{Code: CodeReadOnly, Message: "statement is not read-only: writes go through the log"}}, nil
-		}
-	}
-	var r Result
-	if err == nil {
-		r, err = runStatement(ctx, c, st)
-	}
 	if err != nil {
-		if ctx.Err() != nil {
-			return Result{}, ctx.Err()
+		return readError(ctx, Result{}, err)
+	}
+	if s == nil {
+		if len(st.Args) != 0 {
+			return Result{Err: &SQLError{Code: CodeBadParameter, Message: fmt.Sprintf("empty statement given %d parameters", len(st.Args))}}, nil
 		}
-		se, ferr := sqlResult(err)
-		if ferr != nil {
-			return Result{}, fmt.Errorf("fsm: query: %w", ferr)
-		}
-		return Result{Columns: r.Columns, Rows: r.Rows, Err: se}, nil
+		return Result{}, nil
+	}
+	defer s.finalize()
+	if !s.readOnly() {
+		return Result{Err: &SQLError{Code: CodeReadOnly, Message: "statement is not read-only: writes go through the log"}}, nil
+	}
+	r, err := runPrepared(ctx, c, s, st.Args)
+	if err != nil {
+		return readError(ctx, r, err)
 	}
 	return r, nil
+}
+
+// readError turns the error of a read statement into its result, or into
+// the call's error when ctx ended or the node failed.
+func readError(ctx context.Context, r Result, err error) (Result, error) {
+	if ctx.Err() != nil {
+		return Result{}, ctx.Err()
+	}
+	se, ferr := sqlResult(err)
+	if ferr != nil {
+		return Result{}, fmt.Errorf("fsm: query: %w", ferr)
+	}
+	return Result{Columns: r.Columns, Rows: r.Rows, Err: se}, nil
 }
 
 // Describe prepares sql against the current schema without running it and
