@@ -54,7 +54,11 @@ type Config struct {
 	// MinClusterElectionTimeout is the shortest ElectionTimeout of any
 	// voter in the cluster; the lease is derived from it. Zero means this
 	// node's ElectionTimeout, which is right when all voters use the same
-	// timeout or this node has the shortest one.
+	// timeouts or this node has the shortest ones. Precisely: a voter v
+	// refuses votes for ElectionTimeout(v) - HeartbeatInterval(v)/2 after
+	// a heartbeat; the lease is MinClusterElectionTimeout - our
+	// HeartbeatInterval/2 - LeaseDriftBound, so if some voter has a longer
+	// HeartbeatInterval than ours, lower this value by the difference.
 	MinClusterElectionTimeout time.Duration
 	// LeaseDriftBound is how much faster than ours another node's clock may
 	// run over one election timeout, as a duration. Zero means

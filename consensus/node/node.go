@@ -118,7 +118,9 @@ type transferWaiter struct {
 // cfg.Peers is bootstrapped as a new cluster; an empty store without Peers
 // waits to be contacted by a leader (joining); otherwise the node restarts
 // from the store and the state machine's AppliedIndex. ctx bounds start-up
-// only; the node runs until Stop or a fatal error (Done, Err).
+// only; the node runs until Stop or a fatal error (Done, Err). The Node
+// owns Store and Transport from then on (Stop closes them); if Start
+// fails, the caller still owns them and must close them.
 func Start(ctx context.Context, c Config) (*Node, error) {
 	cfg, t, err := c.withDefaults()
 	if err != nil {
