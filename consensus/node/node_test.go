@@ -702,3 +702,48 @@ func TestSnapshotCatchUpAndRestore(t *testing.T) {
 	propose(t, c.leader(), "last")
 	c.waitValues(append(want, "last"))
 }
+
+type failStore struct {
+	LogStore
+	fail *atomic.Bool
+}
+
+var errDiskGone = errors.New("injected: disk gone")
+
+func (s failStore) Save(hs consensus.HardState, ents []consensus.Entry, snap *consensus.SnapshotMeta) error {
+	if s.fail.Load() {
+		return errDiskGone
+	}
+	return s.LogStore.Save(hs, ents, snap)
+}
+
+// A failed Save stops the node: nothing is sent or applied after it, Err
+// says why, and calls return ErrStopped wrapping the cause.
+func TestFatalSaveStopsNode(t *testing.T) {
+	c := newCluster(t, 1)
+	var fail atomic.Bool
+	c.wrap = func(id string, st LogStore) LogStore { return failStore{LogStore: st, fail: &fail} }
+	c.startAll()
+	n := c.leader()
+	propose(t, n, "ok")
+	c.waitValues([]string{"ok"})
+	applied := n.AppliedIndex()
+
+	fail.Store(true)
+	_ = n.Propose(ctxT(t), []byte("lost")) // accepted or not: its Save fails
+	select {
+	case <-n.Done():
+	case <-time.After(waitFor):
+		t.Fatal("node did not stop after a failed Save")
+	}
+	if !errors.Is(n.Err(), errDiskGone) {
+		t.Fatalf("Err() = %v", n.Err())
+	}
+	if err := n.Propose(ctxT(t), []byte("x")); !errors.Is(err, ErrStopped) || !errors.Is(err, errDiskGone) {
+		t.Fatalf("Propose after fatal error: %v", err)
+	}
+	if n.AppliedIndex() != applied || c.fsms["n1"].has("lost") {
+		t.Fatal("an entry whose Save failed was applied")
+	}
+	delete(c.nodes, "n1") // already stopped, with an error
+}
