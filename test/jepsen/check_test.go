@@ -193,15 +193,20 @@ func TestAvailability(t *testing.T) {
 		{Kind: KillLeader, Start: ms(250), End: ms(1000)},
 		{Kind: KillAny, Targets: []string{"n2"}, Leader: "n1", Start: ms(2350), End: ms(2390)}, // not the leader: ignored
 		{Kind: KillAny, Targets: []string{"n1"}, Leader: "n1", Start: ms(2500), End: ms(3000)},
+		// Began while the outage of the fault above was on: not its own.
+		{Kind: PauseLeader, Targets: []string{"n1"}, Leader: "n1", Start: ms(4000), End: ms(4500)},
 	}
-	got := ComputeAvailability(faults, acks, ms(500), ms(6000))
-	if len(got) != 2 {
+	got := ComputeAvailability(faults, acks, ms(6000))
+	if len(got) != 3 {
 		t.Fatalf("availability %+v", got)
 	}
-	if got[0].Kind != KillAny || got[0].Worst != ms(2600) {
-		t.Errorf("kill: %+v, want a 2.6s gap", got[0])
+	if got[0].Kind != KillAny || got[0].Worst != ms(2600) || got[0].At != ms(2400) {
+		t.Errorf("kill: %+v, want a 2.6s gap from 2.4s", got[0])
 	}
 	if got[1].Kind != KillLeader || got[1].Worst != ms(2000) || got[1].At != ms(300) {
 		t.Errorf("kill-leader: %+v, want a 2s gap from 300ms", got[1])
+	}
+	if got[2].Kind != PauseLeader || got[2].Worst != 0 {
+		t.Errorf("pause-leader: %+v, want no gap of its own", got[2])
 	}
 }

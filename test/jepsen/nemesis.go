@@ -347,18 +347,19 @@ type Availability struct {
 }
 
 // ComputeAvailability finds, for every fault that took the leader away, the
-// longest gap between consecutive acknowledged writes that overlaps
-// [Start, End+settle], and reports the worst per kind. acks must be sorted.
-func ComputeAvailability(faults []Fault, acks []time.Duration, settle time.Duration, runEnd time.Duration) []Availability {
+// longest gap between consecutive acknowledged writes that began while the
+// fault was on (or in the second before it started: the write in flight
+// when the fault hit), and reports the worst per kind. An outage that began
+// earlier belongs to an earlier fault. acks must be sorted; runEnd closes
+// the last gap.
+func ComputeAvailability(faults []Fault, acks []time.Duration, runEnd time.Duration) []Availability {
 	byKind := map[string]*Availability{}
-	var sums = map[string]time.Duration{}
+	sums := map[string]time.Duration{}
 	for _, f := range faults {
 		if !f.HitsLeader() {
 			continue
 		}
-		lo, hi := f.Start, f.End+settle
-		// Gaps are between consecutive acks; the run's start and end
-		// bound the first and last.
+		lo, hi := f.Start-time.Second, f.End
 		prev := time.Duration(0)
 		var worst, at time.Duration
 		for i := 0; i <= len(acks); i++ {
@@ -366,10 +367,10 @@ func ComputeAvailability(faults []Fault, acks []time.Duration, settle time.Durat
 			if i < len(acks) {
 				next = acks[i]
 			}
-			if next >= lo && prev <= hi && next-prev > worst {
+			if prev >= lo && prev <= hi && next-prev > worst {
 				worst, at = next-prev, prev
 			}
-			if next > hi {
+			if prev > hi {
 				break
 			}
 			prev = next

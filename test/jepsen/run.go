@@ -149,7 +149,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	check(res, final, cfg.CheckTimeout, log)
 	// Workers start no operation after cfg.Duration: a gap is measured up
 	// to then at the latest.
-	res.Avail = ComputeAvailability(res.Faults, rs.acks.sorted(), 5*time.Second, min(cfg.Duration, res.Duration))
+	res.Avail = ComputeAvailability(res.Faults, rs.acks.sorted(), min(cfg.Duration, res.Duration))
 	return res, nil
 }
 
