@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"time"
@@ -128,6 +129,22 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 			return nil, err
 		}
 	}
+	return openBolt(ctx, s, opts)
+}
+
+// openBolt opens the validated file through raft-boltdb and loads it.
+// Reads of a damaged file may panic inside bolt or fault in its mmap; both
+// become ErrCorrupt.
+func openBolt(ctx context.Context, s *Store, opts Options) (_ *Store, err error) {
+	path := s.path
+	old := debug.SetPanicOnFault(true)
+	defer debug.SetPanicOnFault(old)
+	defer func() {
+		if err != nil && s.bolt != nil {
+			s.bolt.Close()
+		}
+	}()
+	defer recoverCorrupt(path, &err) // runs first: sets err for the close above
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -140,7 +157,6 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	}
 	s.bolt = b
 	if err := s.load(ctx); err != nil {
-		b.Close()
 		return nil, err
 	}
 	return s, nil

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"io"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -119,11 +120,19 @@ func checkBoltHeader(path string) error {
 
 // validateExisting checks an existing store file before raft-boltdb opens
 // it for writing (raft-boltdb would create its buckets in any bolt file):
-// the header, bbolt's page consistency check, and our format marker.
-func validateExisting(path string, timeout time.Duration) error {
+// the header, a walk over every page of our two buckets, and our format
+// marker. bbolt panics on some malformed pages (and a bad page reference
+// would fault in the mmap); the walk runs synchronously with faults turned
+// into panics, and any panic into ErrCorrupt. (bbolt's own tx.Check is not
+// used: it runs in a goroutine of its own, where such a panic would kill
+// the process.)
+func validateExisting(path string, timeout time.Duration) (err error) {
 	if err := checkBoltHeader(path); err != nil {
 		return err
 	}
+	old := debug.SetPanicOnFault(true)
+	defer debug.SetPanicOnFault(old)
+	defer recoverCorrupt(path, &err)
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: timeout})
 	if err != nil {
 		if errors.Is(err, bbolt.ErrTimeout) {
@@ -133,11 +142,9 @@ func validateExisting(path string, timeout time.Duration) error {
 	}
 	defer db.Close()
 	return db.View(func(tx *bbolt.Tx) error {
-		for cerr := range tx.Check() {
-			return fmt.Errorf("%w: %s: bolt consistency check: %v", ErrCorrupt, path, cerr)
-		}
 		conf := tx.Bucket(bucketConf)
-		if conf == nil || tx.Bucket(bucketLogs) == nil {
+		logs := tx.Bucket(bucketLogs)
+		if conf == nil || logs == nil {
 			return fmt.Errorf("%w: %s: bolt file without raft-boltdb buckets (not a raftsql store)", ErrCorrupt, path)
 		}
 		v := conf.Get(formatKey)
@@ -147,6 +154,30 @@ func validateExisting(path string, timeout time.Duration) error {
 		case string(v) != formatValue:
 			return fmt.Errorf("%w: %s: format %q, this build reads %q", ErrVersion, path, v, formatValue)
 		}
+		// Touch every page of the log: keys must be 8-byte indexes in
+		// ascending order (a cursor over a damaged branch may go astray).
+		var prev []byte
+		if err := logs.ForEach(func(k, v []byte) error {
+			if len(k) != 8 {
+				return fmt.Errorf("%w: %s: log key of %d bytes", ErrCorrupt, path, len(k))
+			}
+			if prev != nil && string(k) <= string(prev) {
+				return fmt.Errorf("%w: %s: log keys out of order", ErrCorrupt, path)
+			}
+			prev = k
+			return nil
+		}); err != nil {
+			return err
+		}
 		return nil
 	})
+}
+
+// recoverCorrupt turns a panic (or, with SetPanicOnFault, a memory fault
+// in the mmap of a damaged file) in the calling goroutine into ErrCorrupt.
+// Use as: defer recoverCorrupt(path, &err).
+func recoverCorrupt(path string, err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("%w: %s: bolt failed reading the file: %v", ErrCorrupt, path, r)
+	}
 }
