@@ -164,3 +164,67 @@ func writeLines(b *strings.Builder, cols [][]string, widths []int, right func(in
 		b.WriteString("\n")
 	}
 }
+
+// writeExpanded prints t in psql's expanded format (\x), one block per
+// row:
+//
+//	-[ RECORD 1 ]----
+//	a   | 1
+//	bbb | hello world
+//
+// A zero-row result prints "(0 rows)".
+func writeExpanded(w io.Writer, t table) error {
+	var b strings.Builder
+	if len(t.Rows) == 0 {
+		b.WriteString("(0 rows)\n\n")
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
+	nameW, valW := 0, 0
+	for _, c := range t.Columns {
+		nameW = max(nameW, width(c))
+	}
+	for _, row := range t.Rows {
+		for _, v := range row {
+			if v != nil {
+				for _, l := range strings.Split(*v, "\n") {
+					valW = max(valW, width(l))
+				}
+			}
+		}
+	}
+	for r, row := range t.Rows {
+		label := []rune(fmt.Sprintf("-[ RECORD %d ]", r+1))
+		line := []rune(strings.Repeat("-", nameW+3+valW))
+		if len(label) <= nameW+1 {
+			line[nameW+1] = '+'
+		}
+		if len(label) > len(line) {
+			line = label
+		} else {
+			copy(line, label)
+		}
+		b.WriteString(string(line) + "\n")
+		for i, c := range t.Columns {
+			v := ""
+			if i < len(row) && row[i] != nil {
+				v = *row[i]
+			}
+			lines := strings.Split(v, "\n")
+			for j, l := range lines {
+				name := ""
+				if j == 0 {
+					name = c
+				}
+				b.WriteString(name + strings.Repeat(" ", nameW-width(name)) + " | " + l)
+				if j < len(lines)-1 {
+					b.WriteString(strings.Repeat(" ", valW-width(l)) + "+")
+				}
+				b.WriteString("\n")
+			}
+		}
+	}
+	b.WriteString("\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}

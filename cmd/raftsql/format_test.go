@@ -106,3 +106,41 @@ func TestPositionMarker(t *testing.T) {
 		}
 	}
 }
+
+func TestWriteExpanded(t *testing.T) {
+	// Expected outputs printed by psql 15 -x.
+	tests := []struct {
+		name string
+		tab  table
+		want string
+	}{
+		{
+			name: "two records, multi-line value",
+			tab: table{Columns: []string{"a", "bbb"}, Right: []bool{true, false},
+				Rows: [][]*string{{sp("1"), sp("hello world")}, {sp("22"), sp("x\ny")}}},
+			want: "-[ RECORD 1 ]----\na   | 1\nbbb | hello world\n-[ RECORD 2 ]----\na   | 22\nbbb | x          +\n    | y\n\n",
+		},
+		{name: "no rows", tab: table{Columns: []string{"a"}}, want: "(0 rows)\n\n"},
+		{
+			name: "long names get the column mark",
+			tab:  table{Columns: []string{"aaaaaaaaaaaaaaaaaaaaa", "c"}, Rows: [][]*string{{sp("1"), sp("b")}}},
+			want: "-[ RECORD 1 ]---------+--\naaaaaaaaaaaaaaaaaaaaa | 1\nc                     | b\n\n",
+		},
+		{
+			name: "NULL and label longer than the block",
+			tab:  table{Columns: []string{"n"}, Rows: [][]*string{{nil}}},
+			want: "-[ RECORD 1 ]\nn | \n\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b strings.Builder
+			if err := writeExpanded(&b, tt.tab); err != nil {
+				t.Fatal(err)
+			}
+			if b.String() != tt.want {
+				t.Errorf("got:\n%s\nwant:\n%s\n%q", b.String(), tt.want, b.String())
+			}
+		})
+	}
+}

@@ -31,10 +31,11 @@ type shell struct {
 	// after the connection is lost, as psql does. Nil: no reset.
 	reconnect func(ctx context.Context) (sqlConn, error)
 
-	timing  bool
-	lastErr error
-	sp      splitter
-	quit    bool
+	timing   bool
+	expanded bool // \x
+	lastErr  error
+	sp       splitter
+	quit     bool
 }
 
 // ErrStatementFailed wraps a SQL or backslash-command error that the shell
@@ -86,14 +87,16 @@ func (s *shell) printResult(r result) {
 		t.Right = append(t.Right, numericOIDs[c.OID])
 	}
 	for _, row := range r.Rows {
-		cells := make([]*string, len(row))
-		for i, v := range row {
-			if v != nil {
-				str := string(v)
-				cells[i] = &str
-			}
-		}
-		t.Rows = append(t.Rows, cells)
+		t.Rows = append(t.Rows, cellsOf(row))
+	}
+	s.print(t)
+}
+
+// print draws t aligned, or expanded after \x.
+func (s *shell) print(t table) {
+	if s.expanded {
+		writeExpanded(s.out, t)
+		return
 	}
 	writeTable(s.out, t)
 }
@@ -159,10 +162,15 @@ const shellHelp = `General
   \timing [on|off]       toggle (or set) timing of commands
   \errverbose            show the most recent error with its SQLSTATE
   \r                     reset (clear) the query buffer
+  \g                     send the query buffer (also ';')
+  \i FILE                run the statements of FILE (stops at the first error)
+  \x [on|off]            toggle (or set) expanded output, one line per column
 
 Informational
   \d [NAME]              describe table NAME, or list tables, views and sequences
   \dt [PATTERN]          list tables
+  \l                     list databases
+  \dn                    list schemas
   \status                cluster status from the HTTP API (--http)
 
 SQL ends with ';' and may span lines; several statements may share a line.
@@ -184,22 +192,31 @@ func (s *shell) meta(ctx context.Context, line string) error {
 		fmt.Fprintln(s.out, "Query buffer reset (cleared).")
 		return nil
 	case `\timing`:
-		switch {
-		case len(args) == 0:
-			s.timing = !s.timing
-		case strings.EqualFold(args[0], "on"):
-			s.timing = true
-		case strings.EqualFold(args[0], "off"):
-			s.timing = false
-		default:
-			return s.metaError(fmt.Errorf(`unrecognized value "%s" for "\timing": Boolean expected`, args[0]))
+		if err := toggle(&s.timing, cmd, args); err != nil {
+			return s.metaError(err)
 		}
-		if s.timing {
-			fmt.Fprintln(s.out, "Timing is on.")
-		} else {
-			fmt.Fprintln(s.out, "Timing is off.")
+		fmt.Fprintf(s.out, "Timing is %s.\n", onOff(s.timing))
+		return nil
+	case `\x`:
+		if err := toggle(&s.expanded, cmd, args); err != nil {
+			return s.metaError(err)
+		}
+		fmt.Fprintf(s.out, "Expanded display is %s.\n", onOff(s.expanded))
+		return nil
+	case `\g`:
+		if rest := s.sp.Rest(); rest != "" {
+			return s.runSQL(ctx, rest)
 		}
 		return nil
+	case `\i`, `\include`:
+		if len(args) != 1 {
+			return s.metaError(shellError(cmd + ": missing required argument"))
+		}
+		return s.include(ctx, args[0])
+	case `\l`, `\list`:
+		return s.listQuery(ctx, "List of databases", listDatabasesSQL)
+	case `\dn`:
+		return s.listQuery(ctx, "List of schemas", listSchemasSQL)
 	case `\errverbose`:
 		if s.lastErr == nil {
 			fmt.Fprintln(s.out, "There is no previous error.")
@@ -230,6 +247,63 @@ func (s *shell) metaError(err error) error {
 type shellError string
 
 func (e shellError) Error() string { return string(e) }
+
+// toggle sets *b from an on/off argument, or flips it without one.
+func toggle(b *bool, cmd string, args []string) error {
+	switch {
+	case len(args) == 0:
+		*b = !*b
+	case strings.EqualFold(args[0], "on"):
+		*b = true
+	case strings.EqualFold(args[0], "off"):
+		*b = false
+	default:
+		return shellError(fmt.Sprintf(`unrecognized value "%s" for "%s": Boolean expected`, args[0], cmd))
+	}
+	return nil
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+// include runs a file's statements (\i) with a splitter of its own, so a
+// statement left open in the file does not swallow what follows.
+func (s *shell) include(ctx context.Context, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return s.metaError(fmt.Errorf("%s: %w", path, err))
+	}
+	defer f.Close()
+	saved := s.sp
+	s.sp = splitter{}
+	defer func() { s.sp = saved }()
+	return s.runScript(ctx, f, true)
+}
+
+// listQuery runs a catalog listing (\l, \dn) and prints it with a title.
+func (s *shell) listQuery(ctx context.Context, title, sql string) error {
+	results, err := s.conn.Exec(ctx, sql)
+	if err != nil {
+		s.lastErr = err
+		fmt.Fprint(s.errOut, formatPgError(err, "", false))
+		return failed(err)
+	}
+	for _, r := range results {
+		t := table{Title: title}
+		for _, c := range r.Columns {
+			t.Columns = append(t.Columns, c.Name)
+		}
+		for _, row := range r.Rows {
+			t.Rows = append(t.Rows, cellsOf(row))
+		}
+		s.print(t)
+	}
+	return nil
+}
 
 // query runs a catalog query and returns its rows, printing any error.
 func (s *shell) query(ctx context.Context, sql string) ([][][]byte, error) {
@@ -271,7 +345,7 @@ func (s *shell) listRelations(ctx context.Context, kinds, pattern string) error 
 		for _, row := range r.Rows {
 			t.Rows = append(t.Rows, cellsOf(row))
 		}
-		writeTable(s.out, t)
+		s.print(t)
 	}
 	if s.timing {
 		fmt.Fprintf(s.out, "Time: %.3f ms\n", float64(s.now().Sub(start))/float64(time.Millisecond))
@@ -356,7 +430,7 @@ func (s *shell) describe(ctx context.Context, pattern string) error {
 				t.Footers = append(t.Footers, "    "+indexLine(ix))
 			}
 		}
-		writeTable(s.out, t)
+		writeTable(s.out, t) // psql keeps \d aligned under \x too
 	}
 	return nil
 }

@@ -163,6 +163,24 @@ func TestShellScript(t *testing.T) {
 			out:    "Query buffer reset (cleared).\n ?column? \n----------\n        1\n(1 row)\n\n",
 		},
 		{
+			name:   "expanded display",
+			script: "\\x\nselect 1;\n\\x off\nselect 1;",
+			sent:   []string{"select 1;", "select 1;"},
+			out:    "Expanded display is on.\n-[ RECORD 1 ]\n?column? | 1\n\nExpanded display is off.\n ?column? \n----------\n        1\n(1 row)\n\n",
+		},
+		{
+			name:   "\\g sends the buffer",
+			script: "insert into t\n values (1)\n\\g\n\\g",
+			sent:   []string{"insert into t\n values (1)"},
+			out:    "INSERT 0 1\n",
+		},
+		{
+			name:    "\\i without a file",
+			script:  "\\i",
+			errOut:  "\\i: missing required argument\n",
+			wantErr: true,
+		},
+		{
 			name:    "errverbose shows the SQLSTATE",
 			script:  "\\errverbose\nbogus;",
 			sent:    []string{"bogus;"},
@@ -467,5 +485,46 @@ func TestShellResetAfterLostConnection(t *testing.T) {
 	sh.reconnect = func(context.Context) (sqlConn, error) { return nil, ErrConnect }
 	if err := sh.reset(context.Background()); !errors.Is(err, ErrConnect) {
 		t.Errorf("failed reset: %v", err)
+	}
+}
+
+func TestShellInclude(t *testing.T) {
+	dir := t.TempDir()
+	inc := filepath.Join(dir, "inc.sql")
+	os.WriteFile(inc, []byte("insert into t values (1);\ninsert into t values (2)"), 0o600)
+	sh, fc, _, errOut := newTestShell(sqlFake)
+	script := "select 1\n\\i " + inc + "\n;\n\\i " + filepath.Join(dir, "none.sql") + "\n"
+	err := sh.runScript(context.Background(), strings.NewReader(script), true)
+	// The file's statements run, its unterminated last one at its end; the
+	// caller's open statement continues after \i; a missing file fails.
+	want := []string{"insert into t values (1);", "insert into t values (2)", "select 1\n;"}
+	if strings.Join(fc.sent, "|") != strings.Join(want, "|") {
+		t.Errorf("sent %q, want %q", fc.sent, want)
+	}
+	if err == nil || !strings.Contains(errOut.String(), "none.sql") {
+		t.Errorf("missing file: err %v, stderr %q", err, errOut.String())
+	}
+}
+
+func TestShellListDatabasesAndSchemas(t *testing.T) {
+	sh, fc, out, _ := newTestShell(func(sql string) ([]result, error) {
+		if strings.Contains(sql, "pg_database") {
+			return []result{rowsResult([]column{{"Name", 19}, {"Owner", 19}}, []string{"raftsql", "raftsql"})}, nil
+		}
+		return []result{rowsResult([]column{{"Name", 19}, {"Owner", 19}}, []string{"public", "pg_database_owner"})}, nil
+	})
+	if err := sh.runCommand(context.Background(), `\l`); err != nil {
+		t.Fatal(err)
+	}
+	if err := sh.runCommand(context.Background(), `\dn`); err != nil {
+		t.Fatal(err)
+	}
+	want := " List of databases\n  Name   |  Owner  \n---------+---------\n raftsql | raftsql\n(1 row)\n\n" +
+		"      List of schemas\n  Name  |       Owner       \n--------+-------------------\n public | pg_database_owner\n(1 row)\n\n"
+	if out.String() != want {
+		t.Errorf("got:\n%s\nwant:\n%s", out.String(), want)
+	}
+	if fc.sent[0] != listDatabasesSQL || fc.sent[1] != listSchemasSQL {
+		t.Errorf("sent %q", fc.sent)
 	}
 }
