@@ -24,7 +24,7 @@ func TestMakeDeterministic(t *testing.T) {
 			"insert into t values (date('2026-11-27 05:07:08.123'), datetime('2026-11-27 05:07:08.123'), unixepoch('2026-11-27 05:07:08.123'))"},
 		{"insert into t values (strftime('%s'), strftime(lower('%S')), strftime('%s', x))",
 			"insert into t values (strftime('%s', '2026-11-27 05:07:08.123'), strftime(lower('%S'), '2026-11-27 05:07:08.123'), strftime('%s', x))"},
-		{"update t set a = " + sqlNowTZ, "update t set a = (strftime('%Y-%m-%d %H:%M:%f+00','2026-11-27 05:07:08.123'))"},
+		{"update t set a = " + sqlNowTZ, "update t set a = (strftime('%Y-%m-%d %H:%M:%f+00:00','2026-11-27 05:07:08.123'))"},
 		{"insert into t values ('now', upper('now'), date(x), datetime(coalesce(a, 'now')))", "insert into t values ('now', upper('now'), date(x), datetime(coalesce(a, 'now')))"},
 		{"insert into t values (t.current_timestamp, x.random())", "insert into t values (t.current_timestamp, x.random())"},
 		{"insert into t values (changes(), last_insert_rowid(), sqlite_version())", "insert into t values (changes(), last_insert_rowid(), sqlite_version())"},
@@ -134,7 +134,7 @@ func TestMakeDeterministicOnSQLite(t *testing.T) {
 	if dumps[0] != dumps[1] {
 		t.Fatalf("replicas differ:\n%s\n%s", dumps[0], dumps[1])
 	}
-	for _, want := range []string{"'2026-11-27 05:07:08'", "'2026-11-27 05:07:08.123+00'", "'2026-11-27'"} {
+	for _, want := range []string{"'2026-11-27 05:07:08'", "'2026-11-27 05:07:08.123+00:00'", "'2026-11-27'"} {
 		if !strings.Contains(dumps[0], want) {
 			t.Errorf("row %s lacks %s", dumps[0], want)
 		}

@@ -66,8 +66,8 @@ func TestTranslateRunsOnSQLite(t *testing.T) {
 		{"delete from t where id = 2", nil, ""},
 		{"insert into t(name) values ('c') returning id", nil, "[3]"}, // AUTOINCREMENT: ids are not reused
 		{"select name from t where id = $1 for update", []any{3}, "[c]"},
-		{"select created ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}\\+00$' from t where id = 1", nil, "[1]"},
-		{"select now() ~ '^[0-9-]{10} [0-9:]{8}\\.[0-9]{3}\\+00$', localtimestamp ~ '[0-9]$', current_time ~ '^[0-9:]{8}\\.[0-9]{3}\\+00$'", nil, "[1 1 1]"},
+		{"select created ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}\\+00:00$' from t where id = 1", nil, "[1]"},
+		{"select now() ~ '^[0-9-]{10} [0-9:]{8}\\.[0-9]{3}\\+00:00$', localtimestamp ~ '[0-9]$', current_time ~ '^[0-9:]{8}\\.[0-9]{3}\\+00:00$'", nil, "[1 1 1]"},
 		{"insert into t(name) values ('d') on conflict (id) do nothing", nil, ""},
 		{"truncate table t restart identity", nil, ""},
 		{"select count(*)::int from t limit all", nil, "[0]"},
@@ -79,6 +79,7 @@ func TestTranslateRunsOnSQLite(t *testing.T) {
 		{"select '\\xdeadbeef'::bytea = x'DEADBEEF', hex('\\x41'::bytea), case when 1 then 'a' end::text", nil, "[1 41 a]"},
 		{"create table d (a text default 'x'::text, b int, c text default 'it''s'::character varying)", nil, ""},
 		{"insert into d(b) values (1) returning a, c", nil, "[x it's]"},
+		{"select datetime(now()) = datetime('now'), julianday(now()) > 2460000", nil, "[1 1]"},
 		{"select now()::date = current_date, '2024-01-02 03:04:05+00'::date, '2024-01-02'::date", nil, "[1 2024-01-02 2024-01-02]"},
 		{"select 1 is distinct from 2, null is not distinct from null", nil, "[1 1]"},
 	}

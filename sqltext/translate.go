@@ -40,7 +40,8 @@ const RegexpFunc = "regexp"
 //   - now(), current_timestamp, transaction_timestamp(),
 //     statement_timestamp(), clock_timestamp(), localtimestamp,
 //     current_time and localtime become strftime(…, 'now') with
-//     PostgreSQL-like text ("2006-01-02 15:04:05.000+00"); current_date
+//     PostgreSQL-like text ("2006-01-02 15:04:05.000+00:00", an offset
+//     that both pgx and SQLite's date functions read back); current_date
 //     stays (same text in both).
 //   - ILIKE and ~~* become LIKE (SQLite's LIKE ignores ASCII case), ~~
 //     LIKE, and their negations NOT LIKE; ~, ~*, !~, !~* and
@@ -264,9 +265,9 @@ func (tr *translator) skipCallArgs(allowArg bool) bool {
 }
 
 const (
-	sqlNowTZ   = "(strftime('%Y-%m-%d %H:%M:%f+00','now'))"
+	sqlNowTZ   = "(strftime('%Y-%m-%d %H:%M:%f+00:00','now'))"
 	sqlNow     = "(strftime('%Y-%m-%d %H:%M:%f','now'))"
-	sqlTimeTZ  = "(strftime('%H:%M:%f+00','now'))"
+	sqlTimeTZ  = "(strftime('%H:%M:%f+00:00','now'))"
 	sqlTimeNow = "(strftime('%H:%M:%f','now'))"
 )
 
