@@ -32,8 +32,9 @@
 // # Lifecycle
 //
 // Open validates and loads the file: it checks the bolt header against the
-// file size (a truncated file would otherwise make bbolt fault), runs
-// bbolt's page consistency check read-only, checks the format marker, then
+// file size (a truncated file would otherwise make bbolt fault), checks the
+// format marker, walks every page of the log read-only (bolt panics and
+// mmap faults on damaged pages are caught and reported as ErrCorrupt), then
 // reads every live entry to verify its checksum, the log's contiguity and
 // non-decreasing terms, and to fill the in-memory term index and the cache
 // of the newest entries. Anything wrong stops Open with an error wrapping

@@ -29,6 +29,9 @@
 // makes the node panic (fuzzed: FuzzDecodeMessage, FuzzDecodeFrame,
 // FuzzReadPreface, FuzzServe).
 //
+// TCPConfig.TLS runs connections over TLS (mutual TLS with ClientAuth set);
+// a peer that fails the handshake is refused and counted like garbage.
+//
 // # Delivery semantics
 //
 // Send never blocks. Messages for one peer are delivered in order, at most

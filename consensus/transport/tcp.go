@@ -3,6 +3,7 @@ package transport
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -53,6 +54,12 @@ type TCPConfig struct {
 	// Snapshots, if set, moves snapshot data along with MsgSnap (see
 	// SnapshotSource). Both sides need it for snapshot transfer.
 	Snapshots *SnapshotConfig
+	// TLS, if set, runs every connection over TLS with this config: the
+	// listener serves it (set ClientAuth to tls.RequireAndVerifyClientCert
+	// and ClientCAs for mutual TLS) and the dialer uses it (Certificates
+	// for the client side, RootCAs to verify peers). Ignored by a custom
+	// Listener or Dial, which then own their TLS.
+	TLS *tls.Config
 }
 
 // Stats are a transport's cumulative counters.
@@ -117,6 +124,10 @@ func NewTCP(cfg TCPConfig) (*TCP, error) {
 	if cfg.Dial == nil {
 		d := &net.Dialer{Timeout: 5 * time.Second}
 		cfg.Dial = func(ctx context.Context, addr string) (net.Conn, error) { return d.DialContext(ctx, "tcp", addr) }
+		if cfg.TLS != nil {
+			td := &tls.Dialer{NetDialer: d, Config: cfg.TLS}
+			cfg.Dial = func(ctx context.Context, addr string) (net.Conn, error) { return td.DialContext(ctx, "tcp", addr) }
+		}
 	}
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = 4096
@@ -165,6 +176,9 @@ func (t *TCP) Start(ctx context.Context, h Handler) error {
 		ln, err = lc.Listen(ctx, "tcp", t.cfg.ListenAddr)
 		if err != nil {
 			return fmt.Errorf("transport: listen: %w", err)
+		}
+		if t.cfg.TLS != nil {
+			ln = tls.NewListener(ln, t.cfg.TLS)
 		}
 	}
 	t.ln = ln
