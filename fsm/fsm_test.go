@@ -762,3 +762,26 @@ func TestCrashMidBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestOpenGarbage: a data directory holding something that is not our
+// database gives a clear error and is left as it was.
+func TestOpenGarbage(t *testing.T) {
+	dir := t.TempDir()
+	garbage := bytes.Repeat([]byte("this is not sqlite "), 400)
+	path := filepath.Join(dir, DBFile)
+	if err := os.WriteFile(path, garbage, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Open(context.Background(), dir, Options{})
+	if err == nil {
+		f.Close()
+		t.Fatal("Open accepted a garbage database")
+	}
+	var se *SQLError
+	if !errors.As(err, &se) || se.Code&0xff != 26 {
+		t.Fatalf("err = %v, want SQLITE_NOTADB", err)
+	}
+	if b, _ := os.ReadFile(path); !bytes.Equal(b, garbage) {
+		t.Fatal("Open modified the garbage file")
+	}
+}
