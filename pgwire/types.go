@@ -187,17 +187,6 @@ func valueOID(v any) uint32 {
 	return oidUnknown
 }
 
-// binaryResultOK reports whether the front end can send oid in binary.
-func binaryResultOK(oid uint32) bool {
-	switch oid {
-	case oidBool, oidBytea, oidInt8, oidInt2, oidInt4, oidText, oidJSON, oidFloat4, oidFloat8,
-		oidVarchar, oidBPChar, oidDate, oidTime, oidTimestamp, oidTimestamptz, oidNumeric, oidUUID,
-		oidJSONB, oidName, oidOID, oidChar, oidUnknown:
-		return true
-	}
-	return false
-}
-
 // ---------------------------------------------------------------------------
 // Results: SQLite value → wire bytes.
 

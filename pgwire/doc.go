@@ -1,0 +1,79 @@
+// Package pgwire is raftsql's PostgreSQL front end: it speaks the
+// PostgreSQL v3 wire protocol (through github.com/jackc/pgx/v5/pgproto3)
+// to psql, pgx, database/sql, node-postgres, psycopg and pgbench, and runs
+// their SQL on an Engine (the server package: writes through the Raft log,
+// reads on the local replica).
+//
+// # Entry point
+//
+//	srv, err := pgwire.NewServer(pgwire.Config{
+//		Engine: engine,          // required
+//		Logger: logger,          // *slog.Logger, nil discards
+//		MaxMessageSize: 64 << 20, // per client message (default 64 MiB)
+//		MaxConns: 0,             // 0: unbounded
+//		TLSConfig: nil,          // nil answers SSLRequest with 'N'
+//		Authenticate: nil,       // nil accepts any user/database
+//	})
+//	err = srv.Serve(ctx, listener) // until ctx ends: ErrServerClosed
+//
+// # Layers
+//
+//	Serve: accept loop ─────────► one goroutine per connection (serveConn)
+//	                                │  recover() as a last line of defence
+//	startup (conn.startup)          ▼
+//	  SSLRequest/GSSEncRequest → 'N' (or TLS via Config.TLSConfig)
+//	  CancelRequest → Server.cancel(pid, key) → that conn's cancelRunning
+//	  StartupMessage → options (-c raftsql.read_consistency=…), Authenticate,
+//	  AuthenticationOk, ParameterStatus×13, BackendKeyData, ReadyForQuery
+//	                                │
+//	message loop (conn.handle)      ▼  pgproto3.Backend.Receive, size-capped
+//	  Query ─► Split ─► prepare each statement ─┐
+//	  Parse/Bind/Describe/Execute ──────────────┤
+//	                                            ▼
+//	session state machine (conn.execute)
+//	  local statements (local.go, catalog.go): BEGIN/COMMIT/ROLLBACK, SET,
+//	    SHOW, RESET, DISCARD, DEALLOCATE, builtins (version(), …),
+//	    pg_catalog queries of psql → answered here
+//	  engine statements: Translate (sqltext) then queued in the "unit"
+//	                                            │
+//	unit runner (conn.runPending)               ▼ at Sync / Flush / end of
+//	  Query, or before a local statement: ONE Engine call for the unit —
+//	  Write if any statement writes (atomic), else Read at the session's
+//	  consistency. Inside BEGIN, writes are buffered and sent as one Write
+//	  at COMMIT.
+//	                                            │
+//	result writer (conn.resolve)                ▼
+//	  queued replies in order: ParseComplete, BindComplete, RowDescription
+//	  (types from declared column types, then values), DataRow (text or
+//	  binary per Bind), PortalSuspended, CommandComplete, ErrorResponse
+//	  (errors.go maps every error chain to a SQLSTATE in one place);
+//	  after an error the rest of the group is dropped.
+//
+// # Semantics worth knowing
+//
+//   - A simple Query with several statements, and all Executes under one
+//     Sync, form one implicit transaction: consecutive engine statements
+//     go to the Engine as one unit (split only by statements the front end
+//     answers itself, such as SET). An error rolls the unit back.
+//   - BEGIN … COMMIT buffers writes and sends them as one Write at COMMIT.
+//     Reads before the first write run normally; a read after a buffered
+//     write is refused with 0A000 (it could not see the writes); RETURNING
+//     inside a transaction is refused (0A000). Row counts of UPDATE/DELETE
+//     inside a transaction are reported as 0 (a NOTICE says so); a plain
+//     INSERT … VALUES reports its row count.
+//   - transaction_read_only, default_transaction_read_only, in_hot_standby
+//     and pg_is_in_recovery() report whether this node leads, so that
+//     target_session_attrs=read-write finds the leader.
+//   - Parameter types are inferred for $n::type, col = $n, INSERT … VALUES
+//     and LIMIT; others are 0 and clients send them as text.
+//
+// # Debugging
+//
+// Set Config.Logger at debug level to see bad messages and cancel
+// requests. pgproto3.Backend.Trace can print every message of a
+// connection. The tests drive the server with pgx (all modes), psql and
+// pgbench over TCP against pgwiretest.Engine (SQLite without Raft), and
+// wire_test.go checks replies message by message as in
+// /work/shared/pgwire-captures. FuzzSession feeds random message
+// sequences to the state machine.
+package pgwire
