@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -273,7 +274,7 @@ func (e env) run(ctx context.Context, args []string, stdin io.Reader, stdout, st
 					return nil
 				},
 			},
-			e.benchCommand(stdout),
+			e.benchCommand(stdout, stderr),
 			e.passwdCommand(stdin, stdout),
 		},
 	}
@@ -398,7 +399,7 @@ func (e env) runFile(ctx context.Context, sh *shell, file string, stdin io.Reade
 	return sh.runScript(ctx, f, true)
 }
 
-func (e env) benchCommand(stdout io.Writer) *cli.Command {
+func (e env) benchCommand(stdout, stderr io.Writer) *cli.Command {
 	return &cli.Command{
 		Name:  "bench",
 		Usage: "run a write/read load over the PostgreSQL protocol and report ops/s and latency",
@@ -416,6 +417,7 @@ func (e env) benchCommand(stdout io.Writer) *cli.Command {
 			&cli.IntFlag{Name: "value-size", Value: 100, Usage: "bytes per written value"},
 			&cli.IntFlag{Name: "keys", Value: 1000, Usage: "number of distinct keys"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the key and value choice"},
+			&cli.BoolFlag{Name: "json", Usage: "print the final report as JSON (progress lines go to stderr)"},
 		},
 		Action: func(c *cli.Context) error {
 			cfg := benchConfig{
@@ -430,9 +432,18 @@ func (e env) benchCommand(stdout io.Writer) *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt) // Ctrl-C ends the run early, with a report
 			defer stop()
-			res, err := runBench(ctx, cfg, e.benchDriver(&cfg), e.now, stdout)
+			progress := stdout
+			if c.Bool("json") {
+				progress = stderr
+			}
+			res, err := runBench(ctx, cfg, e.benchDriver(&cfg), e.now, progress)
 			if err != nil {
 				return err
+			}
+			if c.Bool("json") {
+				enc := json.NewEncoder(stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(benchReportJSON(cfg, res))
 			}
 			return writeBenchReport(stdout, res)
 		},

@@ -495,3 +495,60 @@ func writeBenchReport(w io.Writer, r *benchResult) error {
 	}
 	return nil
 }
+
+// benchOpJSON is one operation kind of the JSON report.
+type benchOpJSON struct {
+	Count   uint64  `json:"count"`
+	Errors  int64   `json:"errors"`
+	OpsPerS float64 `json:"ops_per_s"`
+	P50Ms   float64 `json:"p50_ms"`
+	P99Ms   float64 `json:"p99_ms"`
+	P999Ms  float64 `json:"p999_ms"`
+	MaxMs   float64 `json:"max_ms"`
+	MeanMs  float64 `json:"mean_ms"`
+}
+
+// benchJSON is the report of `raftsql bench --json`, for scripts that
+// collect results into tables.
+type benchJSON struct {
+	Workload        string       `json:"workload"`
+	ReadConsistency string       `json:"read_consistency,omitempty"`
+	Hosts           []string     `json:"hosts"`
+	Conns           int          `json:"conns"`
+	ValueSize       int          `json:"value_size"`
+	Keys            int          `json:"keys"`
+	ElapsedS        float64      `json:"elapsed_s"`
+	Ops             uint64       `json:"ops"`
+	OpsPerS         float64      `json:"ops_per_s"`
+	Errors          int64        `json:"errors"`
+	DialErrors      int64        `json:"dial_errors"`
+	Read            *benchOpJSON `json:"read,omitempty"`
+	Write           *benchOpJSON `json:"write,omitempty"`
+	ErrorSamples    []string     `json:"error_samples,omitempty"`
+}
+
+// benchReportJSON builds the JSON report of a run.
+func benchReportJSON(cfg benchConfig, r *benchResult) benchJSON {
+	secs := r.Elapsed.Seconds()
+	rate := func(n uint64) float64 {
+		if secs <= 0 {
+			return 0
+		}
+		return float64(n) / secs
+	}
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	op := func(h *histogram, errs int64) *benchOpJSON {
+		if h.Count() == 0 && errs == 0 {
+			return nil
+		}
+		return &benchOpJSON{Count: h.Count(), Errors: errs, OpsPerS: rate(h.Count()),
+			P50Ms: ms(h.Quantile(0.5)), P99Ms: ms(h.Quantile(0.99)), P999Ms: ms(h.Quantile(0.999)),
+			MaxMs: ms(h.Max()), MeanMs: ms(h.Mean())}
+	}
+	return benchJSON{
+		Workload: cfg.Workload, ReadConsistency: cfg.ReadConsistency, Hosts: cfg.Hosts, Conns: cfg.Conns,
+		ValueSize: cfg.ValueSize, Keys: cfg.Keys, ElapsedS: secs, Ops: r.Ops(), OpsPerS: rate(r.Ops()),
+		Errors: r.Errors(), DialErrors: r.DialErrors, Read: op(&r.Reads, r.ReadErrors), Write: op(&r.Writes, r.WriteErrors),
+		ErrorSamples: r.FirstErrors,
+	}
+}

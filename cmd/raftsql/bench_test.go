@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -331,5 +332,28 @@ func TestPgxDriverConfig(t *testing.T) {
 	}
 	if got := cc.RuntimeParams["options"]; got != "-c raftsql.read_consistency=lease" {
 		t.Errorf("options %q", got)
+	}
+}
+
+func TestRunBenchJSON(t *testing.T) {
+	d := newFakeDriver()
+	e := defaultEnv()
+	e.now = stepClock(time.Millisecond)
+	e.benchDriver = func(*benchConfig) benchDriver { return d }
+	var out, errOut strings.Builder
+	err := e.run(context.Background(), []string{"raftsql", "bench", "--json", "--hosts", "127.0.0.1:5433", "--conns", "1",
+		"--ops", "10", "--workload", "write", "--keys", "5"}, strings.NewReader(""), &out, &errOut)
+	if err != nil {
+		t.Fatalf("%v: %s", err, errOut.String())
+	}
+	var got benchJSON
+	if err := json.Unmarshal([]byte(out.String()), &got); err != nil {
+		t.Fatalf("stdout is not the JSON report: %v\n%s", err, out.String())
+	}
+	if got.Ops != 10 || got.Write == nil || got.Write.Count != 10 || got.Read != nil || got.Write.P50Ms != 1 || got.Workload != "write" {
+		t.Errorf("report %+v write %+v", got, got.Write)
+	}
+	if !strings.HasPrefix(errOut.String(), "bench: write workload") {
+		t.Errorf("progress should go to stderr: %q", errOut.String())
 	}
 }

@@ -12,10 +12,13 @@
 // the simple query protocol; a -c argument is sent whole, so
 // `-c 'BEGIN; …; COMMIT'` is one Query. Results print as psql's aligned
 // tables, other statements as their command tag, errors as
-// "ERROR:  message" (\errverbose adds the SQLSTATE). Backslash commands:
-// \q \? \timing \errverbose \r \dt \d \status. The catalog queries behind
-// \dt and \d are in catalog.go, in one place, so they can follow what the
-// server's pg_catalog supports. -c, -f and piped input stop at the first
+// "ERROR:  message" (\errverbose adds the SQLSTATE; the *pgconn.PgError is
+// in the chain of the error Run returns). Backslash commands: \q \?
+// \timing \x \errverbose \r \g \i \dt \d \l \dn \status. The catalog
+// queries behind \dt, \d, \l and \dn are psql 15's, in catalog.go, in one
+// place, so they can follow what the server's pg_catalog supports. The
+// interactive shell resets a lost connection (a node restarted) as psql
+// does. -c, -f and piped input stop at the first
 // error and exit 1; a failed connection exits 2. History is kept in
 // $RAFTSQL_HISTORY or ~/.raftsql_history.
 //
@@ -61,7 +64,10 @@
 // option `-c raftsql.read_consistency=…`. It prints a progress line each
 // second and a final table of ops, ops/s, errors and p50/p99/p999/max
 // latency for reads and writes separately (histogram in hist.go, under
-// 1.6% error). Ctrl-C ends the run early and still prints the report.
+// 1.6% error), or with --json the same as a JSON object. --ops and
+// --duration bound the run (both when both are given). Connections that
+// break are dialled again; errors are counted and a few are shown. Ctrl-C
+// ends the run early and still prints the report.
 //
 // # Lifecycle and debugging
 //
