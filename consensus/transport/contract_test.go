@@ -312,6 +312,30 @@ func runContract(t *testing.T, newImpl func() impl) {
 			t.Fatalf("receiver got %d messages, want 3 (no MsgSnap for a refused snapshot)", n)
 		}
 	})
+	t.Run("SnapshotSourceFailsMidway", func(t *testing.T) {
+		im := newImpl()
+		src := &memSource{data: make([]byte, 2<<20), failAfter: 1 << 20}
+		sink := &memSink{}
+		a := start(t, im.node(t, "a", "", &SnapshotConfig{Source: src, ChunkSize: 64 << 10}))
+		b := start(t, im.node(t, "b", "", &SnapshotConfig{Sink: sink}))
+		a.tr.AddPeer("b", b.tr.Addr())
+		a.tr.Send([]consensus.Message{{Type: consensus.MsgSnap, From: "a", To: "b", Term: 3, Snapshot: &consensus.SnapshotMeta{Index: 9, Term: 3}}})
+		waitFor(t, "snapshot report", func() bool { return len(a.h.snapReports("b")) == 1 })
+		if a.h.snapReports("b")[0] {
+			t.Fatalf("a transfer whose source failed was reported ok")
+		}
+		waitFor(t, "receiver to abort", func() bool { return sink.abortCount() == 1 })
+		if _, committed := sink.result(); committed || len(b.h.received()) != 0 {
+			t.Fatalf("a partial snapshot was committed or delivered")
+		}
+		// The next transfer works.
+		src.setFailAfter(0)
+		a.tr.Send([]consensus.Message{{Type: consensus.MsgSnap, From: "a", To: "b", Term: 3, Snapshot: &consensus.SnapshotMeta{Index: 9, Term: 3}}})
+		waitFor(t, "second report", func() bool { return len(a.h.snapReports("b")) == 2 })
+		if !a.h.snapReports("b")[1] || len(b.h.received()) != 1 {
+			t.Fatalf("retry after a failed transfer did not succeed")
+		}
+	})
 	t.Run("CloseLeavesNoGoroutines", func(t *testing.T) {
 		before := runtime.NumGoroutine()
 		im := newImpl()
@@ -345,12 +369,29 @@ func runContract(t *testing.T, newImpl func() impl) {
 	})
 }
 
-// memSource serves data for any snapshot.
-type memSource struct{ data []byte }
+// memSource serves data for any snapshot; with failAfter > 0 reading fails
+// after that many bytes.
+type memSource struct {
+	mu        sync.Mutex
+	data      []byte
+	failAfter int
+}
+
+func (s *memSource) setFailAfter(n int) { s.mu.Lock(); s.failAfter = n; s.mu.Unlock() }
 
 func (s *memSource) Open(ctx context.Context, to string, meta consensus.SnapshotMeta) (io.ReadCloser, error) {
-	return io.NopCloser(bytes.NewReader(s.data)), nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var r io.Reader = bytes.NewReader(s.data)
+	if s.failAfter > 0 {
+		r = io.MultiReader(io.LimitReader(r, int64(s.failAfter)), errReader{})
+	}
+	return io.NopCloser(r), nil
 }
+
+type errReader struct{}
+
+func (errReader) Read([]byte) (int, error) { return 0, errors.New("disk read error") }
 
 // memSink keeps the last committed snapshot.
 type memSink struct {
@@ -358,7 +399,10 @@ type memSink struct {
 	fail      bool
 	got       []byte
 	committed bool
+	aborts    int
 }
+
+func (s *memSink) abortCount() int { s.mu.Lock(); defer s.mu.Unlock(); return s.aborts }
 
 func (s *memSink) setFail(v bool) { s.mu.Lock(); s.fail = v; s.mu.Unlock() }
 
@@ -383,7 +427,12 @@ type memSnapWriter struct {
 }
 
 func (w *memSnapWriter) Write(p []byte) (int, error) { return w.buf.Write(p) }
-func (w *memSnapWriter) Abort() error                { return nil }
+func (w *memSnapWriter) Abort() error {
+	w.s.mu.Lock()
+	defer w.s.mu.Unlock()
+	w.s.aborts++
+	return nil
+}
 func (w *memSnapWriter) Commit() error {
 	w.s.mu.Lock()
 	defer w.s.mu.Unlock()
