@@ -3,6 +3,7 @@ package sqltext
 import (
 	"encoding/hex"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -43,6 +44,8 @@ const RegexpFunc = "regexp"
 //     PostgreSQL-like text ("2006-01-02 15:04:05.000+00:00", an offset
 //     that both pgx and SQLite's date functions read back); current_date
 //     stays (same text in both).
+//   - operand + INTERVAL '1 day 2 hours' (or -) becomes strftime(…,
+//     operand, '+1 days', '+2 hours') in the same text format.
 //   - ILIKE and ~~* become LIKE (SQLite's LIKE ignores ASCII case), ~~
 //     LIKE, and their negations NOT LIKE; ~, ~*, !~, !~* and
 //     OPERATOR(schema.op) become [NOT] REGEXP (see RegexpFunc).
@@ -486,11 +489,95 @@ func (tr *translator) op(t Token) error {
 	if t.Text == "::" {
 		return tr.cast(t)
 	}
+	if (t.Text == "+" || t.Text == "-") && tr.intervalArith(t) {
+		return nil
+	}
 	if tr.regexOp(t, false) {
 		return nil
 	}
 	tr.out = append(tr.out, t)
 	return nil
+}
+
+// intervalUnits maps PostgreSQL interval units to SQLite modifier units
+// and a multiplier.
+var intervalUnits = map[string]struct {
+	unit string
+	mul  int
+}{
+	"year": {"years", 1}, "years": {"years", 1}, "yr": {"years", 1}, "yrs": {"years", 1}, "y": {"years", 1},
+	"month": {"months", 1}, "months": {"months", 1}, "mon": {"months", 1}, "mons": {"months", 1},
+	"week": {"days", 7}, "weeks": {"days", 7}, "w": {"days", 7},
+	"day": {"days", 1}, "days": {"days", 1}, "d": {"days", 1},
+	"hour": {"hours", 1}, "hours": {"hours", 1}, "hr": {"hours", 1}, "hrs": {"hours", 1}, "h": {"hours", 1},
+	"minute": {"minutes", 1}, "minutes": {"minutes", 1}, "min": {"minutes", 1}, "mins": {"minutes", 1}, "m": {"minutes", 1},
+	"second": {"seconds", 1}, "seconds": {"seconds", 1}, "sec": {"seconds", 1}, "secs": {"seconds", 1}, "s": {"seconds", 1},
+}
+
+// intervalModifiers turns a PostgreSQL interval like '1 day 2 hours' into
+// SQLite date modifiers ('+1 days', '+2 hours'), negated when neg. It
+// returns nil for intervals it cannot express.
+func intervalModifiers(v string, neg bool) []string {
+	f := strings.Fields(strings.ToLower(v))
+	if len(f) == 0 || len(f)%2 != 0 {
+		return nil
+	}
+	var mods []string
+	for i := 0; i < len(f); i += 2 {
+		n, err := strconv.ParseFloat(f[i], 64)
+		u, ok := intervalUnits[f[i+1]]
+		if err != nil || !ok || math.IsInf(n, 0) || math.IsNaN(n) {
+			return nil
+		}
+		n *= float64(u.mul)
+		if neg {
+			n = -n
+		}
+		if (u.unit == "months" || u.unit == "years") && n != math.Trunc(n) {
+			return nil // fractional months: PostgreSQL converts to days; not worth guessing
+		}
+		mods = append(mods, sqliteString(fmt.Sprintf("%+g %s", n, u.unit)))
+	}
+	return mods
+}
+
+// intervalArith rewrites operand ± INTERVAL '…' (t is the + or -) into
+// strftime(…, operand, modifiers) with the same text format as now(). It
+// reports whether it did; only an operand that is not itself the right
+// side of another arithmetic operator is taken (a + b - interval … is left
+// alone).
+func (tr *translator) intervalArith(t Token) bool {
+	j := tr.nextSig(tr.i)
+	if j >= len(tr.in) || !tr.in[j].IsKeyword("INTERVAL") {
+		return false
+	}
+	k := tr.nextSig(j + 1)
+	if k >= len(tr.in) || tr.in[k].Kind != TokString {
+		return false
+	}
+	if u := tr.nextSig(k + 1); u < len(tr.in) && tr.in[u].Kind == TokIdent && intervalUnits[strings.ToLower(tr.in[u].Text)].unit != "" {
+		return false // INTERVAL '1' DAY: SQL-standard field syntax, not handled
+	}
+	start, ok := tr.operandStart()
+	if !ok {
+		return false
+	}
+	if p := prevSig(tr.out, start); p >= 0 && tr.out[p].Kind == TokOp {
+		switch tr.out[p].Text {
+		case "+", "-", "*", "/", "%", "||":
+			return false
+		}
+	}
+	mods := intervalModifiers(valueText(tr.in[k]), t.Text == "-")
+	if mods == nil {
+		return false
+	}
+	end := tr.lastOut() + 1
+	expr := "strftime('%Y-%m-%d %H:%M:%f+00:00', " + joinTokens(tr.out[start:end]) + ", " + strings.Join(mods, ", ") + ")"
+	pos := tr.out[start].Pos
+	tr.out = append(tr.out[:start], Token{Kind: tokExpr, Pos: pos, Text: expr})
+	tr.i = k + 1
+	return true
 }
 
 // regexOp translates the pattern-match operators; it reports whether t

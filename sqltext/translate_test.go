@@ -72,6 +72,10 @@ func TestTranslate(t *testing.T) {
 		{"select t.now, now from t", "select t.now, now from t"},
 		{"create table t (a timestamptz default now())", "create table t (a timestamptz default " + sqlNowTZ + ")"},
 		{"select date '2024-01-02', timestamp '2024-01-02 03:04:05'", "select '2024-01-02', '2024-01-02 03:04:05'"},
+		{"select now() - interval '1 day', x + interval '2 hours 30 mins', $1::timestamptz - INTERVAL '1 week'",
+			"select strftime('%Y-%m-%d %H:%M:%f+00:00', " + sqlNowTZ + ", '-1 days'), strftime('%Y-%m-%d %H:%M:%f+00:00', x, '+2 hours', '+30 minutes'), strftime('%Y-%m-%d %H:%M:%f+00:00', CAST(?1 AS TEXT), '-7 days')"},
+		{"select a + b - interval '1 day', x - interval '1' day, x + interval 'P1D', x - interval '-1.5 days'",
+			"select a + b - interval '1 day', x - interval '1' day, x + interval 'P1D', strftime('%Y-%m-%d %H:%M:%f+00:00', x, '+1.5 days')"},
 		// booleans, users
 		{"select true, false, x is true", "select true, false, x is true"},
 		{"select current_user, session_user, current_schema, current_schema(), current_catalog", "select current_user(), session_user(), current_schema(), current_schema(), current_catalog()"},
