@@ -74,7 +74,7 @@ func BenchmarkReplicate(b *testing.B) {
 	stores := map[string]*store.Store{}
 	fsms := map[string]*benchFSM{}
 	for i, id := range ids {
-		st, err := store.Open(ctx, filepath.Join(dir, id), store.Options{ApplyConfChange: confApply})
+		st, err := store.Open(ctx, filepath.Join(dir, id), store.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -121,37 +121,6 @@ func (f *testFSM) indexOf(v string) (uint64, bool) {
 	return i, ok
 }
 
-// confApply decodes a configuration entry for the store.
-func confApply(cs consensus.ConfState, e consensus.Entry) (consensus.ConfState, error) {
-	cc, err := consensus.DecodeConfChange(e.Data)
-	if err != nil {
-		return cs, err
-	}
-	out := consensus.ConfState{}
-	found := false
-	for _, m := range cs.Members {
-		if m.ID != cc.ID {
-			out.Members = append(out.Members, m)
-			continue
-		}
-		found = true
-		switch cc.Type {
-		case consensus.ConfAddVoter:
-			m.Voter = true
-			if cc.Addr != "" {
-				m.Addr = cc.Addr
-			}
-			out.Members = append(out.Members, m)
-		case consensus.ConfAddLearner:
-			out.Members = append(out.Members, m)
-		}
-	}
-	if !found && cc.Type != consensus.ConfRemove {
-		out.Members = append(out.Members, consensus.Member{ID: cc.ID, Addr: cc.Addr, Voter: cc.Type == consensus.ConfAddVoter})
-	}
-	return out, nil
-}
-
 type cluster struct {
 	t     testing.TB
 	net   *transport.Network
@@ -213,7 +182,7 @@ func (c *cluster) start(id string) *Node {
 func (c *cluster) startWith(id string, peers, contacts []consensus.Member) *Node {
 	c.t.Helper()
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(c.dir, id), store.Options{ApplyConfChange: confApply})
+	st, err := store.Open(ctx, filepath.Join(c.dir, id), store.Options{})
 	if err != nil {
 		c.t.Fatalf("open store %s: %v", id, err)
 	}

@@ -31,7 +31,7 @@ func TestTCPCluster(t *testing.T) {
 	nodes := map[string]*Node{}
 	fsms := map[string]*testFSM{}
 	for i, id := range ids {
-		st, err := store.Open(ctx, filepath.Join(dir, id), store.Options{ApplyConfChange: confApply})
+		st, err := store.Open(ctx, filepath.Join(dir, id), store.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
