@@ -603,6 +603,9 @@ func (p *peer) run() {
 			p.mu.Lock()
 			p.conn = c
 			p.mu.Unlock()
+			if p.ctx.Err() != nil {
+				return // stopped while dialing: stop may not have seen c
+			}
 			p.log.Debug("connected")
 			// Notice a peer closing the connection (restart, garbage
 			// verdict) at once instead of at the second write after it.
