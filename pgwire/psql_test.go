@@ -107,3 +107,25 @@ func TestPgbench(t *testing.T) {
 		t.Fatalf("rows = %d, want %d (%v)", n, total, err)
 	}
 }
+
+// TestNodePostgres runs testdata/node_crud.js with node-postgres when node
+// and the pg module are available (NODE_PATH or testdata/node_modules).
+func TestNodePostgres(t *testing.T) {
+	if _, err := exec.LookPath("node"); err != nil {
+		t.Skip("node not installed")
+	}
+	if err := exec.Command("node", "-e", "require('pg')").Run(); err != nil {
+		if _, serr := os.Stat("testdata/node_modules/pg"); serr != nil {
+			t.Skip("node module pg not installed (npm install pg in pgwire/testdata, or set NODE_PATH)")
+		}
+	}
+	s := startServer(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "testdata/node_crud.js")
+	cmd.Env = append(os.Environ(), "PGURL="+s.url(""))
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "node-postgres CRUD ok") {
+		t.Fatalf("node: %v\n%s", err, out)
+	}
+}
