@@ -8,6 +8,12 @@
 //	go test ./test/...                      # the short variant CI runs (a few minutes)
 //	go test ./test/ -run TestJepsen -v -timeout 60m -args -duration=10m -seed=42
 //	SEED=42 DURATION=10m go test ./test/ -run TestJepsen -v -timeout 60m
+//	make jepsen DURATION=10m SEED=42                  # the same through the Makefile
+//
+// Flags (after -args): -seed, -duration, -nodes (TestJepsen's cluster size,
+// default 3), -keep (keep the artifacts of passing tests too). A seed of 0
+// takes $SEED, else one from the clock; the seed is printed either way.
+// $RAFTSQLD_BIN runs the tests against a prebuilt binary instead.
 //
 // TestMain builds ./cmd/raftsqld once into a temporary directory (or uses
 // $RAFTSQLD_BIN); every test that needs it fails if the build failed.

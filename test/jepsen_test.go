@@ -84,12 +84,12 @@ func (j jepsenCluster) WaitConverged(ctx context.Context) error { return j.c.Wai
 // is a short run for CI; -duration (or $DURATION) and -seed (or $SEED) set
 // a long or reproducible one:
 //
-//	go test ./test/ -run TestJepsen -v -timeout 60m -args -duration=10m -seed=42
+//	go test ./test/ -run TestJepsen -v -timeout 60m -args -duration=10m -seed=42 [-nodes=5]
 func TestJepsen(t *testing.T) {
 	sd := seed(t)
 	dur := duration(t, 60*time.Second)
 	t.Logf("TestJepsen: seed %d, duration %v (reproduce the fault schedule with -args -seed=%d -duration=%v)", sd, dur, sd, dur)
-	c := startCluster(t, cluster.Options{Nodes: 3, Seed: sd, SnapshotEntries: 1000})
+	c := startCluster(t, cluster.Options{Nodes: *flagNodes, Seed: sd, SnapshotEntries: 1000})
 	dir := c.Nodes()[0].Dir
 	dir = filepath.Dir(dir)
 	logf, err := os.Create(filepath.Join(dir, "jepsen.log"))
@@ -106,7 +106,7 @@ func TestJepsen(t *testing.T) {
 		Logger:   slog.New(slog.NewTextHandler(logf, nil)),
 	})
 	if err != nil {
-		t.Fatalf("run: %v\n%s", err, tails(dir, 3))
+		t.Fatalf("run: %v\n%s", err, tails(dir, *flagNodes))
 	}
 	if werr := res.WriteArtifacts(dir); werr != nil {
 		t.Errorf("writing artifacts: %v", werr)
