@@ -82,6 +82,7 @@ func TestTranslateRunsOnSQLite(t *testing.T) {
 		{"select datetime(now()) = datetime('now'), julianday(now()) > 2460000", nil, "[1 1]"},
 		{"select '2024-01-31 10:00:00+00:00'::timestamptz + interval '1 day 2 hours', '2024-03-01'::date - interval '1 month'", nil, "[2024-02-01 12:00:00.000+00:00 2024-02-01 00:00:00.000+00:00]"},
 		{"select now() - interval '1 hour' < now()", nil, "[1]"},
+		{"select x from (select 1 as x union all select 2 union all select 3) order by x offset 1 rows fetch first 1 row only", nil, "[2]"},
 		{"select now()::date = current_date, '2024-01-02 03:04:05+00'::date, '2024-01-02'::date", nil, "[1 2024-01-02 2024-01-02]"},
 		{"select 1 is distinct from 2, null is not distinct from null", nil, "[1 1]"},
 	}

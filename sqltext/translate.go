@@ -58,7 +58,8 @@ const RegexpFunc = "regexp"
 //   - typed literals DATE '…', TIME '…', TIMESTAMP '…', TIMESTAMPTZ '…'
 //     become the string.
 //   - SELECT … FOR UPDATE/SHARE locking clauses are dropped (writes are
-//     serialised anyway); LIMIT ALL becomes LIMIT -1.
+//     serialised anyway); LIMIT ALL becomes LIMIT -1; FETCH FIRST n ROWS
+//     ONLY becomes LIMIT n and OFFSET n ROWS loses ROWS.
 //   - TRUNCATE [TABLE] t becomes DELETE FROM t; BEGIN/START TRANSACTION
 //     with PostgreSQL modes becomes BEGIN, END/COMMIT … COMMIT, ABORT
 //     ROLLBACK.
@@ -327,6 +328,18 @@ func (tr *translator) word(t Token) error {
 		if tr.lockingClause() {
 			return nil
 		}
+	case "FETCH":
+		if tr.fetchFirst(t) {
+			return nil
+		}
+	case "ROW", "ROWS":
+		// OFFSET n ROWS → OFFSET n
+		if j := tr.lastOut(); j >= 0 && (tr.out[j].Kind == TokNumber || tr.out[j].Kind == TokParam) {
+			if p := prevSig(tr.out, j); p >= 0 && tr.out[p].IsKeyword("OFFSET") {
+				tr.out = tr.out[:j+1] // and the space before ROWS
+				return nil
+			}
+		}
 	case "LIMIT":
 		if n, ok := tr.sigAt(tr.i); ok && n.IsKeyword("ALL") {
 			tr.out = append(tr.out, t)
@@ -374,6 +387,50 @@ var reservedBeforeOperand = map[string]bool{
 	"ESCAPE": true, "ORDER": true, "GROUP": true, "TABLE": true, "UPDATE": true,
 	"INSERT": true, "DELETE": true, "TO": true, "OVER": true, "FILTER": true,
 	"WINDOW": true, "PARTITION": true, "LATERAL": true, "END": true,
+}
+
+// fetchFirst turns FETCH {FIRST|NEXT} [n] {ROW|ROWS} ONLY (t is FETCH)
+// into LIMIT n; it reports whether it did.
+func (tr *translator) fetchFirst(t Token) bool {
+	j := tr.nextSig(tr.i)
+	if j >= len(tr.in) || !(tr.in[j].IsKeyword("FIRST") || tr.in[j].IsKeyword("NEXT")) {
+		return false
+	}
+	n := "1"
+	k := tr.nextSig(j + 1)
+	if k < len(tr.in) && (tr.in[k].Kind == TokNumber || tr.in[k].Kind == TokParam) {
+		n = tr.in[k].Text
+		if tr.in[k].Kind == TokParam && strings.HasPrefix(n, "$") {
+			n = "?" + n[1:]
+		}
+		k = tr.nextSig(k + 1)
+	}
+	if k >= len(tr.in) || !(tr.in[k].IsKeyword("ROW") || tr.in[k].IsKeyword("ROWS")) {
+		return false
+	}
+	o := tr.nextSig(k + 1)
+	if o >= len(tr.in) || !tr.in[o].IsKeyword("ONLY") {
+		return false
+	}
+	tr.i = o + 1
+	// SQLite wants LIMIT before OFFSET: OFFSET m FETCH … → LIMIT n OFFSET m
+	if j := tr.lastOut(); j >= 0 && (tr.out[j].Kind == TokNumber || tr.out[j].Kind == TokParam) {
+		if p := prevSig(tr.out, j); p >= 0 && tr.out[p].IsKeyword("OFFSET") {
+			off := tr.out[p:]
+			rest := append([]Token(nil), off...)
+			tr.out = tr.out[:p]
+			tr.emit(TokIdent, t.Pos, "LIMIT")
+			tr.emit(TokSpace, t.Pos, " ")
+			tr.emit(TokNumber, t.Pos, n)
+			tr.emit(TokSpace, t.Pos, " ")
+			tr.out = append(tr.out, rest...)
+			return true
+		}
+	}
+	tr.emit(TokIdent, t.Pos, "LIMIT")
+	tr.emit(TokSpace, t.Pos, " ")
+	tr.emit(TokNumber, t.Pos, n)
+	return true
 }
 
 // lockingClause consumes FOR UPDATE / FOR NO KEY UPDATE / FOR SHARE /
