@@ -79,7 +79,9 @@ type Store struct {
 	// tail caches the newest entries, contiguous, ending at c.Last.
 	tail      []consensus.Entry
 	tailBytes int
-	stats     Stats
+
+	statsMu sync.Mutex
+	stats   Stats
 }
 
 var _ consensus.Storage = (*Store)(nil)
@@ -417,8 +419,10 @@ func (s *Store) Save(hs consensus.HardState, entries []consensus.Entry, snap *co
 		return fmt.Errorf("store: save: %w", err)
 	}
 	s.noteCommit(time.Since(start))
+	s.statsMu.Lock()
 	s.stats.Entries += uint64(len(entries))
 	s.stats.Bytes += nbytes
+	s.statsMu.Unlock()
 	s.c = nc
 
 	// In-memory view.
@@ -473,13 +477,17 @@ func (s *Store) cleanup(lo, hi uint64) {
 		s.log.Warn("deleting stale entries failed; Open will retry", "from", lo, "to", hi, "err", err)
 		return
 	}
-	s.stats.CleanupCommits++
 	d := time.Since(start)
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	s.stats.CleanupCommits++
 	s.stats.SyncTime += d
 	s.stats.MaxSync = max(s.stats.MaxSync, d)
 }
 
 func (s *Store) noteCommit(d time.Duration) {
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
 	s.stats.Commits++
 	s.stats.SyncTime += d
 	s.stats.MaxSync = max(s.stats.MaxSync, d)
@@ -646,10 +654,11 @@ func (s *Store) Snapshot() (consensus.SnapshotMeta, error) {
 	return cloneMeta(s.c.Snap), nil
 }
 
-// Stats returns the cumulative counters.
+// Stats returns the cumulative counters. It never waits for a write in
+// progress.
 func (s *Store) Stats() Stats {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
 	return s.stats
 }
 
