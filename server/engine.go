@@ -136,37 +136,42 @@ func (s *session) Write(ctx context.Context, stmts []fsm.Statement) (res []fsm.R
 	w := e.sm.Expect(s.id, s.seq)
 	defer w.Cancel()
 
+	type outcome struct {
+		res []fsm.Result
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		res, err := w.Wait(ctx)
+		done <- outcome{res, err}
+	}()
 	for {
 		changed := e.node.LeaderChanged()
 		err := e.node.Propose(ctx, data)
+		retry := e.attemptTimeout
 		switch {
 		case err == nil:
-			attempt, cancel := context.WithTimeout(ctx, e.attemptTimeout)
-			go func() {
-				select {
-				case <-changed:
-					cancel()
-				case <-attempt.Done():
-				}
-			}()
-			res, werr := w.Wait(attempt)
-			cancel()
-			if werr == nil {
-				return res, nil
-			}
-			if ctx.Err() != nil {
-				return nil, s.outcomeUnknown(ctx)
-			}
-			// The attempt ended (leader change or timeout): propose again.
 		case errors.Is(err, consensus.ErrProposalDropped):
-			if werr := waitChange(ctx, changed, e.retryBackoff); werr != nil {
-				return nil, s.outcomeUnknown(ctx)
-			}
+			retry = e.retryBackoff
 		case ctx.Err() != nil:
-			return nil, s.outcomeUnknown(ctx)
 		default:
 			return nil, &sqlStateError{code: codeConnectionFailure, msg: "could not propose the write", err: err}
 		}
+		// Wait for the result; propose the same (session, seq) again after
+		// a leader change or when the attempt times out (the proposal may
+		// have been lost with a leader).
+		t := time.NewTimer(retry)
+		select {
+		case o := <-done:
+			t.Stop()
+			if o.err != nil {
+				return nil, s.outcomeUnknown(ctx)
+			}
+			return o.res, nil
+		case <-changed:
+		case <-t.C:
+		}
+		t.Stop()
 	}
 }
 
