@@ -469,16 +469,43 @@ func (c *adminClient) restore(ctx context.Context, path string) (int64, error) {
 	return fi.Size(), nil
 }
 
-func (c *adminClient) join(ctx context.Context, id, raftAddr string, voter bool) error {
-	return c.postJSON(ctx, "/join", map[string]any{"id": id, "raft_addr": raftAddr, "voter": voter})
+// Membership and leadership requests (POST /join, /remove,
+// /transfer-leadership) are sent to one address after another until one
+// takes them: a node that answers 503 ("not the leader", no quorum) or
+// 421, or cannot be reached, has not acted, so the next address is tried.
+// Any other reply (success, 4xx) ends the attempt.
+func postAny(ctx context.Context, clients []*adminClient, path string, v any) error {
+	var last error
+	for _, c := range clients {
+		err := c.postJSON(ctx, path, v)
+		if err == nil {
+			return nil
+		}
+		last = err
+		var ae *apiError
+		if errors.As(err, &ae) && ae.Status != http.StatusServiceUnavailable && ae.Status != http.StatusMisdirectedRequest {
+			return err
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+	}
+	if last == nil {
+		return fmt.Errorf("%w: no --http address", ErrUsage)
+	}
+	return last
 }
 
-func (c *adminClient) remove(ctx context.Context, id string) error {
-	return c.postJSON(ctx, "/remove", map[string]any{"id": id})
+func join(ctx context.Context, clients []*adminClient, id, raftAddr string, voter bool) error {
+	return postAny(ctx, clients, "/join", map[string]any{"id": id, "raft_addr": raftAddr, "voter": voter})
 }
 
-func (c *adminClient) transferLeadership(ctx context.Context, id string) error {
-	return c.postJSON(ctx, "/transfer-leadership", map[string]any{"id": id})
+func remove(ctx context.Context, clients []*adminClient, id string) error {
+	return postAny(ctx, clients, "/remove", map[string]any{"id": id})
+}
+
+func transferLeadership(ctx context.Context, clients []*adminClient, id string) error {
+	return postAny(ctx, clients, "/transfer-leadership", map[string]any{"id": id})
 }
 
 // defaultHTTPTimeout bounds admin requests other than backup and restore,

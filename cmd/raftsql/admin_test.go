@@ -206,7 +206,7 @@ func TestAdminPosts(t *testing.T) {
 		{[]string{"join", "4", "127.0.0.1:7003"}, "/join", `{"id":"4","raft_addr":"127.0.0.1:7003","voter":true}`, "join: node 4 (raft 127.0.0.1:7003) added as voter\n"},
 		{[]string{"join", "4", "127.0.0.1:7003", "--learner"}, "/join", `{"id":"4","raft_addr":"127.0.0.1:7003","voter":false}`, "join: node 4 (raft 127.0.0.1:7003) added as learner\n"},
 		{[]string{"remove", "3"}, "/remove", `{"id":"3"}`, "remove: node 3 removed\n"},
-		{[]string{"transfer-leadership", "2"}, "/transfer-leadership", `{"id":"2"}`, "transfer-leadership: node 2 is the leader\n"},
+		{[]string{"transfer-leadership", "2"}, "/transfer-leadership", `{"id":"2"}`, "transfer-leadership: the cluster accepted the transfer to node 2\n"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -420,4 +420,28 @@ func FuzzStatusDecode(f *testing.F) {
 		}
 		writeTable(io.Discard, statusTable(rows))
 	})
+}
+
+func TestAdminPostTriesEachAddress(t *testing.T) {
+	follower, leader, other := newFakeNode(t), newFakeNode(t), newFakeNode(t)
+	follower.fail, follower.failMsg = http.StatusServiceUnavailable, `{"error": "this node is not the leader"}`
+	list := "127.0.0.1:1," + follower.addr() + "," + leader.addr() + "," + other.addr()
+	out, errOut, err := runCLI(t, "transfer-leadership", "2", "--http", list)
+	if err != nil {
+		t.Fatalf("%v: %s", err, errOut)
+	}
+	if out != "transfer-leadership: the cluster accepted the transfer to node 2\n" || len(follower.requests()) != 1 || len(leader.requests()) != 1 || len(other.requests()) != 0 {
+		t.Errorf("out %q; requests follower %d leader %d other %d", out, len(follower.requests()), len(leader.requests()), len(other.requests()))
+	}
+	// A refusal that is not about leadership stops at once.
+	leader.fail, leader.failMsg = http.StatusNotFound, `{"error": "node \"9\" is not a member"}`
+	_, errOut, err = runCLI(t, "remove", "9", "--http", follower.addr()+","+leader.addr()+","+other.addr())
+	if !errors.Is(err, ErrAPI) || !strings.Contains(errOut, `404 Not Found: node "9" is not a member`) || len(other.requests()) != 0 {
+		t.Errorf("err %v stderr %q other %d", err, errOut, len(other.requests()))
+	}
+	// All refuse: the last error is shown.
+	_, errOut, err = runCLI(t, "join", "5", "r5", "--http", follower.addr())
+	if !errors.Is(err, ErrAPI) || !strings.Contains(errOut, "503 Service Unavailable: this node is not the leader") {
+		t.Errorf("err %v stderr %q", err, errOut)
+	}
 }

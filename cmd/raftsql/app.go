@@ -67,7 +67,7 @@ func adminFlags() []cli.Flag { return adminFlagsTimeout(defaultHTTPTimeout) }
 // backup and restore move whole databases and default to no limit.
 func adminFlagsTimeout(timeout time.Duration) []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "http", Value: defaultHTTP, EnvVars: []string{"RAFTSQL_HTTP"}, Usage: "HTTP API address of a node, `HOST:PORT` (status accepts a comma-separated list)"},
+		&cli.StringFlag{Name: "http", Value: defaultHTTP, EnvVars: []string{"RAFTSQL_HTTP"}, Usage: "HTTP API address of a node, `HOST:PORT`; status, join, remove and transfer-leadership take a comma-separated list (join/remove/transfer try each until one is the leader)"},
 		&cli.StringFlag{Name: "user", EnvVars: []string{"RAFTSQL_USER"}, Usage: "user for HTTP basic authentication"},
 		&cli.StringFlag{Name: "password", EnvVars: []string{"RAFTSQL_PASSWORD"}, Usage: "password for HTTP basic authentication"},
 		&cli.DurationFlag{Name: "timeout", Value: timeout, Usage: "time limit of the whole request, 0 for none"},
@@ -110,6 +110,16 @@ func reorderArgs(args []string, valueFlags map[string]bool) []string {
 
 func (e env) adminClient(c *cli.Context, addr string) *adminClient {
 	return newAdminClient(addr, e.httpClient, c.String("user"), c.String("password"))
+}
+
+// adminClients returns a client per --http address (a comma-separated
+// list), in the order given.
+func (e env) adminClients(c *cli.Context) []*adminClient {
+	var out []*adminClient
+	for _, a := range splitList(c.String("http")) {
+		out = append(out, e.adminClient(c, a))
+	}
+	return out
 }
 
 // withTimeout bounds ctx by the --timeout flag (0: no bound).
@@ -225,7 +235,7 @@ func (e env) run(ctx context.Context, args []string, stdin io.Reader, stdout, st
 					id, addr := c.Args().Get(0), c.Args().Get(1)
 					ctx, cancel := withTimeout(c)
 					defer cancel()
-					if err := e.adminClient(c, c.String("http")).join(ctx, id, addr, !c.Bool("learner")); err != nil {
+					if err := join(ctx, e.adminClients(c), id, addr, !c.Bool("learner")); err != nil {
 						return err
 					}
 					kind := "voter"
@@ -248,7 +258,7 @@ func (e env) run(ctx context.Context, args []string, stdin io.Reader, stdout, st
 					}
 					ctx, cancel := withTimeout(c)
 					defer cancel()
-					if err := e.adminClient(c, c.String("http")).remove(ctx, id); err != nil {
+					if err := remove(ctx, e.adminClients(c), id); err != nil {
 						return err
 					}
 					fmt.Fprintf(stdout, "remove: node %s removed\n", id)
@@ -267,10 +277,10 @@ func (e env) run(ctx context.Context, args []string, stdin io.Reader, stdout, st
 					}
 					ctx, cancel := withTimeout(c)
 					defer cancel()
-					if err := e.adminClient(c, c.String("http")).transferLeadership(ctx, id); err != nil {
+					if err := transferLeadership(ctx, e.adminClients(c), id); err != nil {
 						return err
 					}
-					fmt.Fprintf(stdout, "transfer-leadership: node %s is the leader\n", id)
+					fmt.Fprintf(stdout, "transfer-leadership: the cluster accepted the transfer to node %s\n", id)
 					return nil
 				},
 			},

@@ -35,12 +35,14 @@
 // POST /remove and POST /transfer-leadership of one node (--http, default
 // 127.0.0.1:8080, optional --user/--password basic auth). A reply
 // {"error": "…"} with a 4xx/5xx status is printed and exits 1. status asks
-// every --http address and every configuration member whose http_addr is
-// known, and prints one row per member with the lag of its applied index
+// every --http address (a comma-separated list is allowed) and every
+// configuration member whose http_addr is known, and prints one row per member with the lag of its applied index
 // behind the leader's commit index. backup streams into a temporary file
 // next to FILE, checks the SQLite header, syncs and renames, so FILE is
 // never half written; restore refuses a file that is not SQLite before
-// sending anything.
+// sending anything. join, remove and transfer-leadership also take a list
+// and try each address until one that is the leader takes the request (a
+// 503 or an unreachable node has not acted; any other reply is final).
 //
 // # Passwords
 //
