@@ -30,6 +30,14 @@
 // and are returned, wrapped in ErrApplyFailed: the caller must not go past
 // them.
 //
+// Every entry has a budget of MaxEntrySteps SQLite virtual machine steps
+// (the progress handler counts them: the same on every node); a statement
+// that runs out fails with CodeStepLimit instead of stalling the log
+// forever. A statement that makes SQLite roll back the whole transaction
+// (an interrupted write does) makes Apply redo the batch before its entry
+// and record the entry alone as failed, so the result does not depend on
+// batching.
+//
 // Statements that would change the connection instead of the database or
 // break the batch transaction are refused with CodeNotAllowed as their
 // result (transaction control, ROLLBACK conflict resolution, ATTACH,

@@ -29,6 +29,9 @@ var (
 	// ErrBadSnapshot: a file given to Restore or SnapshotIndex is not a
 	// usable raftsql snapshot.
 	ErrBadSnapshot = errors.New("fsm: bad snapshot")
+	// errTxnLost: a statement made SQLite roll back the batch transaction;
+	// Apply redoes the batch before the entry and records the entry alone.
+	errTxnLost = errors.New("fsm: statement ended the batch transaction")
 	// ErrCorruptResults: a stored result could not be decoded.
 	ErrCorruptResults = errors.New("fsm: corrupt stored result")
 )
@@ -54,6 +57,8 @@ const (
 	// CodeBadRestore: the database file of a restore command is not
 	// usable (not SQLite, corrupt, or a schema that cannot be replicated).
 	CodeBadRestore = 26 | 1000<<8 // SQLITE_NOTADB family
+	// CodeStepLimit: the statement exceeded MaxEntrySteps.
+	CodeStepLimit = 9 | 1000<<8 // SQLITE_INTERRUPT family
 	// CodeBadParameter: wrong number or type of parameters.
 	CodeBadParameter = 25 | 1000<<8 // SQLITE_RANGE family
 )

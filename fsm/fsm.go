@@ -25,6 +25,14 @@ const DBFile = "raftsql.db"
 // than this is applied again.
 const SessionTTL = time.Hour
 
+// MaxEntrySteps bounds the work of one entry in SQLite virtual machine
+// steps (counted, not timed, so every node stops the same statement at the
+// same point). A statement that exceeds it fails with CodeStepLimit. It
+// must be the same on every node, hence a constant. 10^8 steps is a few
+// seconds of work (about a million rows inserted by one statement); a
+// runaway statement stalls the log that long, not forever.
+const MaxEntrySteps = 100_000_000
+
 // Options configures an FSM.
 type Options struct {
 	// Logger receives the FSM's logs; nil discards them.
@@ -55,6 +63,9 @@ type FSM struct {
 	closed bool // under wmu and rmu (written with both held)
 	// isClosed mirrors closed for callers that must not wait for rmu.
 	isClosed atomic.Bool
+
+	// maxSteps is MaxEntrySteps (tests lower it).
+	maxSteps int64
 
 	applied atomic.Uint64
 	amu     sync.Mutex
@@ -111,11 +122,12 @@ func Open(ctx context.Context, dir string, opts Options) (*FSM, error) {
 		return nil, fmt.Errorf("fsm: %w", err)
 	}
 	f := &FSM{
-		dir:     dir,
-		path:    filepath.Join(dir, DBFile),
-		log:     opts.Logger,
-		opts:    opts,
-		achange: make(chan struct{}),
+		dir:      dir,
+		path:     filepath.Join(dir, DBFile),
+		log:      opts.Logger,
+		opts:     opts,
+		achange:  make(chan struct{}),
+		maxSteps: MaxEntrySteps,
 	}
 	f.waiters.m = map[waiterKey]*Waiter{}
 	// A restore or snapshot interrupted by a crash leaves temp files.
@@ -148,6 +160,10 @@ func (f *FSM) openConns() error {
 	if err != nil {
 		w.close()
 		return fmt.Errorf("fsm: %s: %w", f.path, err)
+	}
+	if err := w.enableBudget(f.maxSteps); err != nil {
+		w.close()
+		return err
 	}
 	f.w = w
 	f.pool = make(chan *sconn, f.opts.ReadConns)
@@ -280,20 +296,47 @@ func (f *FSM) Apply(ctx context.Context, entries []consensus.Entry) error {
 		if n < 0 {
 			n = len(entries)
 		}
-		if n > 0 {
-			if err := f.applyBatch(entries[:n]); err != nil {
+		if n == 0 {
+			if err := f.applyRestore(entries[0]); err != nil {
 				return err
 			}
+			entries = entries[1:]
+			continue
 		}
-		if n < len(entries) {
-			if err := f.applyRestore(entries[n]); err != nil {
+		err := f.applyBatch(entries[:n])
+		var ab *batchAbort
+		if errors.As(err, &ab) {
+			// A statement rolled back the whole transaction: redo the
+			// entries before it, then record it alone as failed. Every
+			// node ends with the same state however it batched.
+			if ab.at > 0 {
+				if err := f.applyBatch(entries[:ab.at]); err != nil {
+					return fmt.Errorf("%w: redoing entries %d..%d: %w", ErrApplyFailed, entries[0].Index, entries[ab.at-1].Index, err)
+				}
+			}
+			if err := f.recordOnly(entries[ab.at], ab.cmd, ab.results, true); err != nil {
 				return err
 			}
-			n++
+			entries = entries[ab.at+1:]
+			continue
+		}
+		if err != nil {
+			return err
 		}
 		entries = entries[n:]
 	}
 	return nil
+}
+
+// batchAbort: the entry at position at made SQLite roll back the batch.
+type batchAbort struct {
+	at      int
+	cmd     Command
+	results []Result
+}
+
+func (b *batchAbort) Error() string {
+	return fmt.Sprintf("fsm: entry at position %d rolled back its batch", b.at)
 }
 
 func isRestoreEntry(e consensus.Entry) bool {
@@ -307,7 +350,8 @@ func (f *FSM) applyBatch(entries []consensus.Entry) error {
 		return fmt.Errorf("%w: begin: %w", ErrApplyFailed, err)
 	}
 	var out []batchDelivery
-	for _, e := range entries {
+	for i, e := range entries {
+		w.setBudget(f.maxSteps)
 		switch {
 		case e.Type == consensus.EntryConfChange:
 			err := f.applyConfChange(e)
@@ -333,8 +377,13 @@ func (f *FSM) applyBatch(entries []consensus.Entry) error {
 			} else {
 				rs, err = f.applyCommand(cmd)
 			}
+			if errors.Is(err, errTxnLost) && w.autocommit() {
+				return &batchAbort{at: i, cmd: cmd, results: rs}
+			}
 			if err != nil {
-				_ = w.exec("ROLLBACK")
+				if !w.autocommit() {
+					_ = w.exec("ROLLBACK")
+				}
 				return fmt.Errorf("%w: entry %d: %w", ErrApplyFailed, e.Index, err)
 			}
 			out = append(out, batchDelivery{key: waiterKey{cmd.SessionID, cmd.Seq}, results: rs})
@@ -394,6 +443,9 @@ func (f *FSM) applyCommand(cmd Command) ([]Result, error) {
 	failed := false
 	for _, st := range cmd.Stmts {
 		r, err := execWrite(w, st)
+		if errors.Is(err, errTxnLost) {
+			return append(results, r), err
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -403,6 +455,7 @@ func (f *FSM) applyCommand(cmd Command) ([]Result, error) {
 			break
 		}
 	}
+	w.setBudget(f.maxSteps) // the fsm's own statements below are not the entry's work
 	if !failed && w.deferredFKs() {
 		// A deferred foreign key is unresolved at the end of the unit:
 		// PostgreSQL fails the COMMIT; so does this entry.
@@ -502,13 +555,19 @@ func execWrite(w *sconn, st Statement) (Result, error) {
 	}
 	r, err := runStatement(context.Background(), w, st)
 	if err != nil {
-		se, ferr := sqlResult(err)
-		if ferr != nil {
-			return Result{}, ferr
+		if w.budgetExceeded() {
+			r.Err = &SQLError{Code: CodeStepLimit, Message: fmt.Sprintf("statement exceeded the limit of %d steps for one write", MaxEntrySteps)}
+		} else {
+			se, ferr := sqlResult(err)
+			if ferr != nil {
+				return Result{}, ferr
+			}
+			r.Err = se
 		}
-		r.Err = se
 		if w.autocommit() {
-			return Result{}, fmt.Errorf("statement ended the batch transaction: %w", err)
+			// SQLite rolled back the whole batch (an interrupted write
+			// does that): the caller redoes the batch without this entry.
+			return r, errTxnLost
 		}
 	}
 	return r, nil

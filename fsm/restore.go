@@ -65,6 +65,7 @@ func (f *FSM) applyRestore(e consensus.Entry) error {
 // store) and the applied index, in one transaction.
 func (f *FSM) recordOnly(e consensus.Entry, cmd Command, rs []Result, store bool) error {
 	w := f.w
+	w.setBudget(f.maxSteps)
 	err := w.exec("BEGIN IMMEDIATE")
 	if err == nil && store && cmd.SessionID != 0 {
 		err = finishSession(w, cmd, rs)

@@ -46,6 +46,8 @@ type sconn struct {
 	// cache holds prepared internal statements by SQL text (the fsm's
 	// own, fixed statements: bounded).
 	cache map[string]*sstmt
+	// budget is the progress handler's C memory (writer only), 0 if none.
+	budget uintptr
 }
 
 // openConn opens path and runs pragmas (each "name=value") on it.
@@ -97,6 +99,10 @@ func (c *sconn) close() error {
 	c.cache = nil
 	rc := sqlite3.Xsqlite3_close_v2(c.tls, c.db)
 	c.db = 0
+	if c.budget != 0 {
+		libc.Xfree(c.tls, c.budget)
+		c.budget = 0
+	}
 	c.tls.Close()
 	if rc != sqlite3.SQLITE_OK {
 		return &SQLError{Code: int(rc), Message: "close failed"}
@@ -438,3 +444,55 @@ func (c *sconn) backupTo(dst *sconn) error {
 func (c *sconn) totalChanges() int64 { return sqlite3.Xsqlite3_total_changes64(c.tls, c.db) }
 
 func (c *sconn) setLastInsertID(v int64) { sqlite3.Xsqlite3_set_last_insert_rowid(c.tls, c.db, v) }
+
+// A write's work is bounded deterministically: SQLite calls the progress
+// handler every progressOps virtual machine steps, and the handler aborts
+// the statement once the entry has used its budget. Steps, unlike time,
+// are the same on every node (same SQLite, same state, same statement),
+// so a runaway statement fails alike everywhere instead of stalling the
+// log forever.
+const progressOps = 10000
+
+// budget is C memory the progress handler reads: [0] calls so far, [1]
+// the limit, [2] set to 1 when the limit stopped a statement.
+func (c *sconn) enableBudget(maxSteps int64) error {
+	p := libc.Xmalloc(c.tls, 24)
+	if p == 0 {
+		return fmt.Errorf("fsm: out of memory")
+	}
+	c.budget = p
+	c.setBudget(maxSteps)
+	sqlite3.Xsqlite3_progress_handler(c.tls, c.db, progressOps, cFuncPointer(progressHandler), p)
+	return nil
+}
+
+func (c *sconn) budgetWords() *[3]int64 { return (*[3]int64)(cptr(c.budget)) }
+
+// setBudget resets the budget for the next entry.
+func (c *sconn) setBudget(maxSteps int64) {
+	if c.budget == 0 {
+		return
+	}
+	b := c.budgetWords()
+	b[0], b[1], b[2] = 0, max(1, maxSteps/progressOps), 0
+}
+
+// budgetExceeded reports whether the budget stopped a statement.
+func (c *sconn) budgetExceeded() bool { return c.budget != 0 && c.budgetWords()[2] != 0 }
+
+func progressHandler(_ *libc.TLS, arg uintptr) int32 {
+	b := (*[3]int64)(cptr(arg))
+	b[0]++
+	if b[0] > b[1] {
+		b[2] = 1
+		return 1
+	}
+	return 0
+}
+
+// cFuncPointer turns a Go function into the value SQLite's transpiled C
+// code calls as a function pointer (what modernc.org/sqlite does for its
+// own callbacks: a func value is a pointer to its code pointer).
+func cFuncPointer[T any](f T) uintptr {
+	return *(*uintptr)(unsafe.Pointer(&struct{ f T }{f}))
+}
