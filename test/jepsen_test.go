@@ -79,6 +79,11 @@ func (j jepsenCluster) HealAll(ctx context.Context) error {
 
 func (j jepsenCluster) WaitConverged(ctx context.Context) error { return j.c.WaitConverged(ctx) }
 
+func (j jepsenCluster) CommitIndex(ctx context.Context) (uint64, error) {
+	_, st, err := j.c.Leader(ctx)
+	return st.CommitIndex, err
+}
+
 // TestJepsen runs the register, bank and set workloads on a three-node
 // cluster under a seeded mix of faults and checks the history. The default
 // is a short run for CI; -duration (or $DURATION) and -seed (or $SEED) set

@@ -165,13 +165,34 @@ func testErrorCodes(t *testing.T, c *cluster.Cluster) {
 		// In a failed transaction every statement gets 25P02 until
 		// ROLLBACK.
 		mustExec(ctx, t, conn, "BEGIN")
-		if _, err := conn.Exec(ctx, "INSERT INTO err_t (id, name) VALUES (1, 'dup')"); sqlstate(err) != "23505" {
-			t.Errorf("on %s duplicate in a transaction: %v", n.ID, err)
+		if _, err := conn.Exec(ctx, "SELEC 1"); sqlstate(err) != "42601" {
+			t.Errorf("on %s syntax error in a transaction: %v, want 42601", n.ID, err)
 		}
-		if _, err := conn.Exec(ctx, "SELECT 1"); sqlstate(err) != "25P02" {
-			t.Errorf("on %s statement in a failed transaction: %v, want 25P02", n.ID, err)
+		for _, q := range []string{"INSERT INTO err_t (id, name) VALUES (50, 'after error')", "SELECT 1"} {
+			if _, err := conn.Exec(ctx, q); sqlstate(err) != "25P02" {
+				t.Errorf("on %s %q in a failed transaction: %v, want 25P02", n.ID, q, err)
+			}
 		}
-		mustExec(ctx, t, conn, "ROLLBACK")
+		if tag, err := conn.Exec(ctx, "COMMIT"); err == nil && tag.String() != "ROLLBACK" {
+			t.Errorf("on %s COMMIT of a failed transaction: tag %q, want ROLLBACK", n.ID, tag)
+		}
+		// A constraint violation inside a transaction fails the statement
+		// at once or, when writes are deferred to COMMIT, the COMMIT;
+		// either way nothing is applied and the session goes on.
+		mustExec(ctx, t, conn, "BEGIN")
+		mustExec(ctx, t, conn, "INSERT INTO err_t (id, name) VALUES (60, 'doomed')")
+		_, err := conn.Exec(ctx, "INSERT INTO err_t (id, name) VALUES (1, 'dup')")
+		if err == nil {
+			_, err = conn.Exec(ctx, "COMMIT")
+			if sqlstate(err) != "23505" {
+				t.Errorf("on %s COMMIT of a transaction with a duplicate: %v, want 23505", n.ID, err)
+			}
+		} else {
+			if sqlstate(err) != "23505" {
+				t.Errorf("on %s duplicate in a transaction: %v, want 23505", n.ID, err)
+			}
+			mustExec(ctx, t, conn, "ROLLBACK")
+		}
 		var one int
 		if err := conn.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
 			t.Fatalf("on %s the session is unusable after ROLLBACK: %v", n.ID, err)
@@ -204,13 +225,18 @@ func testTransactions(t *testing.T, c *cluster.Cluster) {
 		t.Errorf("ROLLBACK tag %q", tag)
 	}
 
-	// A failing statement makes COMMIT roll everything back.
+	// A failing statement makes COMMIT roll everything back (the error
+	// comes at the statement, or at COMMIT when writes are deferred).
 	mustExec(ctx, t, conn, "BEGIN")
 	mustExec(ctx, t, conn, "INSERT INTO txn (id, note) VALUES (4, 'doomed')")
-	if _, err := conn.Exec(ctx, "INSERT INTO txn (id, note) VALUES (1, 'dup')"); sqlstate(err) != "23505" {
-		t.Errorf("duplicate inside a transaction: %v", err)
-	}
-	if tag, err := conn.Exec(ctx, "COMMIT"); err == nil && tag.String() != "ROLLBACK" {
+	_, dupErr := conn.Exec(ctx, "INSERT INTO txn (id, note) VALUES (1, 'dup')")
+	tag, commitErr := conn.Exec(ctx, "COMMIT")
+	switch {
+	case dupErr != nil && sqlstate(dupErr) != "23505":
+		t.Errorf("duplicate inside a transaction: %v, want 23505", dupErr)
+	case dupErr == nil && sqlstate(commitErr) != "23505":
+		t.Errorf("COMMIT with a duplicate inside: %v, want 23505", commitErr)
+	case commitErr == nil && tag.String() != "ROLLBACK":
 		t.Errorf("COMMIT of a failed transaction: tag %q, want ROLLBACK", tag)
 	}
 

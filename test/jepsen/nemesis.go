@@ -42,6 +42,8 @@ type Cluster interface {
 	// WaitConverged waits until every node applied what the leader
 	// committed.
 	WaitConverged(ctx context.Context) error
+	// CommitIndex is the agreed leader's commit index.
+	CommitIndex(ctx context.Context) (uint64, error)
 }
 
 // Nemesis kinds.

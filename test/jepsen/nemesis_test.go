@@ -114,6 +114,9 @@ func (f *fakeCluster) TransferLeadership(ctx context.Context, id string) error {
 }
 func (f *fakeCluster) HealAll(ctx context.Context) error       { return nil }
 func (f *fakeCluster) WaitConverged(ctx context.Context) error { return nil }
+func (f *fakeCluster) CommitIndex(ctx context.Context) (uint64, error) {
+	return 0, fmt.Errorf("%w: no commit index", ErrUnsupported)
+}
 
 func runFakeNemesis(t *testing.T, seed uint64, transfer bool) (*fakeCluster, []Fault, *Nemesis) {
 	t.Helper()

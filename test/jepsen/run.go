@@ -60,6 +60,35 @@ type Result struct {
 	Problems []string
 	// Notes are facts worth printing that are not failures.
 	Notes []string
+	// Entries is how many log entries the run committed (0 if unknown).
+	Entries uint64
+}
+
+// WritesAttempted counts the write operations that reached a node.
+func (r *Result) WritesAttempted() int {
+	n := len(r.Set.Ops())
+	for _, op := range r.Register.Ops() {
+		if op.Kind != RegRead {
+			n++
+		}
+	}
+	for _, op := range r.Bank.Ops() {
+		if op.Kind == "transfer" {
+			n++
+		}
+	}
+	return n
+}
+
+// checkEntries flags a log that grew far faster than the clients wrote: a
+// write may be proposed again after a leader change, but a storm of
+// re-proposals starves the cluster.
+func (r *Result) checkEntries() {
+	w := r.WritesAttempted()
+	if r.Entries > uint64(4*w+200) {
+		r.Problems = append(r.Problems, fmt.Sprintf("the log grew by %d entries for %d attempted writes (%.1f per write): writes are re-proposed in a storm",
+			r.Entries, w, float64(r.Entries)/float64(max(w, 1))))
+	}
 }
 
 // Run sets up the workloads, runs them under the nemesis for cfg.Duration,
@@ -93,6 +122,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return res, fmt.Errorf("jepsen: after setup: %w", err)
 	}
 
+	commit0, commitErr := cfg.Cluster.CommitIndex(ctx)
 	clock := NewClock()
 	rs := &runState{cluster: cfg.Cluster, opTimeout: cfg.OpTimeout}
 	runCtx, stop := context.WithTimeout(ctx, cfg.Duration)
@@ -147,6 +177,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.Problems = append(res.Problems, fmt.Sprintf("final read: %v", err))
 	}
 	check(res, final, cfg.CheckTimeout, log)
+	if commit1, err := cfg.Cluster.CommitIndex(hctx); err == nil && commitErr == nil {
+		res.Entries = commit1 - commit0
+		res.checkEntries()
+	}
 	// Workers start no operation after cfg.Duration: a gap is measured up
 	// to then at the latest.
 	res.Avail = ComputeAvailability(res.Faults, rs.acks.sorted(), min(cfg.Duration, res.Duration))
@@ -349,6 +383,10 @@ func (r *Result) Summary() string {
 	for _, id := range sortedKeys(r.SetCounts) {
 		c := r.SetCounts[id]
 		fmt.Fprintf(&b, "  set on %s: acked %d found %d; unknown %d found %d; failed %d\n", id, c.Acked, c.AckedFound, c.Unknown, c.UnknownFound, c.Failed)
+	}
+	if r.Entries > 0 {
+		w := r.WritesAttempted()
+		fmt.Fprintf(&b, "log: %d entries committed for %d attempted writes (%.2f per write)\n", r.Entries, w, float64(r.Entries)/float64(max(w, 1)))
 	}
 	for _, lc := range r.Linear {
 		fmt.Fprintf(&b, "porcupine (writes + %s reads): %d ops: %s\n", strings.Join(lc.Levels, ","), lc.Ops, lc.Result)
