@@ -93,17 +93,18 @@ func BenchmarkReplicate(b *testing.B) {
 			_ = n.Stop(ctx)
 		}
 	}()
-	lead := nodes["n1"]
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := lead.Campaign(wctx); err != nil {
+	leadID, err := nodes["n1"].WaitLeader(wctx)
+	if err != nil {
 		b.Fatal(err)
 	}
+	lead := nodes[leadID]
 	for lead.Status().Role != consensus.RoleLeader {
 		select {
 		case <-lead.LeaderChanged():
 		case <-wctx.Done():
-			b.Fatal("no leader")
+			b.Fatal("leader never took office")
 		}
 	}
 	var key atomic.Uint64
