@@ -28,7 +28,7 @@ func TestStepLimit(t *testing.T) {
 	}
 	open := func() *FSM {
 		f := openT(t, t.TempDir())
-		f.maxSteps = 2_000_000
+		f.maxSteps = 300_000
 		return f
 	}
 	a, b, c := open(), open(), open()
