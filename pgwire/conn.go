@@ -541,7 +541,7 @@ func (c *conn) bufferWrite(ctx context.Context, p *portal, maxRows int) {
 }
 
 func returnsRows(ps *prepared) bool {
-	if ps.desc.Columns != nil {
+	if len(ps.desc.Columns) > 0 {
 		return true
 	}
 	return containsWord(ps.st.Text, "returning")
@@ -591,8 +591,8 @@ func (c *conn) runUnit(ctx context.Context) {
 				continue
 			}
 			p.rs = &resultSet{cols: r.Columns, rows: r.Rows}
-			if r.Columns == nil || isWriteVerb(p.ps.st.Verb) {
-				p.rs.tag = commandTag(p.ps.st.Verb, r.RowsAffected, r.Columns != nil)
+			if len(r.Columns) == 0 || isWriteVerb(p.ps.st.Verb) {
+				p.rs.tag = commandTag(p.ps.st.Verb, r.RowsAffected, len(r.Columns) > 0)
 			}
 		default:
 			p.rs = &resultSet{err: newError(codeInternal, nil, "statement was not run")}
@@ -795,7 +795,7 @@ func (c *conn) portalFields(p *portal) []field {
 		p.fields = p.ps.fields
 	case p.rs != nil && p.rs.fields != nil:
 		p.fields = p.rs.fields
-	case p.rs != nil && p.rs.cols != nil:
+	case p.rs != nil && len(p.rs.cols) > 0:
 		p.fields = fieldsFor(p.rs.cols, p.rs.rows, p.ps.st.Text)
 	case p.rs != nil:
 		p.fields = nil
@@ -839,7 +839,7 @@ func (c *conn) describeFields(ps *prepared) []field {
 	if ps.local {
 		return ps.fields
 	}
-	if ps.desc.Columns == nil {
+	if len(ps.desc.Columns) == 0 {
 		return nil
 	}
 	fs := make([]field, len(ps.desc.Columns))
