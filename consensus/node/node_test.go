@@ -747,3 +747,37 @@ func TestFatalSaveStopsNode(t *testing.T) {
 	}
 	delete(c.nodes, "n1") // already stopped, with an error
 }
+
+// The lease ends the moment a transfer starts, even one that never
+// completes; the aborted transfer reports ErrTransferFailed and the lease
+// comes back.
+func TestLeaseEndsWhenTransferStarts(t *testing.T) {
+	c := newCluster(t, 3)
+	c.startAll()
+	l := c.leader()
+	propose(t, l, "x")
+	c.waitValues([]string{"x"})
+	eventually(t, "leader lease", l.LeaseValid)
+	to := c.followers(l)[0].ID()
+	c.net.Isolate(to, c.ids...) // the target never hears MsgTimeoutNow
+
+	errc := make(chan error, 1)
+	go func() { errc <- l.TransferLeadership(ctxT(t), to) }()
+	eventually(t, "transfer in progress", func() bool { return l.Status().LeadTransferee == to })
+	if l.LeaseValid() {
+		t.Fatal("lease valid during a leadership transfer")
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrTransferFailed) {
+			t.Fatalf("aborted transfer returned %v", err)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("transfer to an unreachable node never gave up")
+	}
+	if st := l.Status(); st.Role != consensus.RoleLeader {
+		t.Fatalf("leader lost office after an aborted transfer: %v", st.Role)
+	}
+	eventually(t, "lease back after the aborted transfer", l.LeaseValid)
+	c.net.Heal()
+}
