@@ -115,6 +115,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	path := filepath.Join(dir, FileName)
 	s := &Store{opts: opts, log: opts.Logger.With("component", "store", "path", path), path: path}
 
+	var info loadInfo
 	fi, err := os.Stat(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -127,17 +128,17 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 	case !fi.Mode().IsRegular():
 		return nil, fmt.Errorf("%w: %s is not a regular file", ErrCorrupt, path)
 	default:
-		if err := validateExisting(path, opts.LockTimeout); err != nil {
+		if info, err = loadExisting(ctx, s, opts.LockTimeout); err != nil {
 			return nil, err
 		}
 	}
-	return openBolt(ctx, s, opts)
+	return openBolt(ctx, s, opts, info)
 }
 
 // openBolt opens the validated file through raft-boltdb and loads it.
 // Reads of a damaged file may panic inside bolt or fault in its mmap; both
 // become ErrCorrupt.
-func openBolt(ctx context.Context, s *Store, opts Options) (_ *Store, err error) {
+func openBolt(ctx context.Context, s *Store, opts Options, info loadInfo) (_ *Store, err error) {
 	path := s.path
 	old := debug.SetPanicOnFault(true)
 	defer debug.SetPanicOnFault(old)
@@ -158,9 +159,23 @@ func openBolt(ctx context.Context, s *Store, opts Options) (_ *Store, err error)
 		return nil, fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
 	}
 	s.bolt = b
-	if err := s.load(ctx); err != nil {
-		return nil, err
+	// Entries outside (Snap.Index, Last] were made garbage by a committed
+	// control record whose cleanup did not finish: finish it. This is the
+	// only thing Open deletes.
+	c := s.c
+	if info.aboveCount > 0 {
+		s.log.Info("removing entries past the log end left by an interrupted truncation", "from", c.Last+1, "to", info.boltLast)
+		if err := b.DeleteRange(c.Last+1, info.boltLast); err != nil {
+			return nil, fmt.Errorf("store: cleanup: %w", err)
+		}
 	}
+	if info.belowSnap {
+		s.log.Info("removing compacted entries left by an interrupted compaction", "to", c.Snap.Index)
+		if err := b.DeleteRange(1, c.Snap.Index); err != nil {
+			return nil, fmt.Errorf("store: cleanup: %w", err)
+		}
+	}
+	s.log.Info("opened store", "term", c.Term, "vote", c.Vote, "snapshot", c.Snap.Index, "first", c.Snap.Index+1, "last", c.Last)
 	return s, nil
 }
 
@@ -203,65 +218,6 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
-}
-
-// load reads the control record and every live entry, verifying each
-// entry's checksum and the log's contiguity, and fills the caches.
-func (s *Store) load(ctx context.Context) error {
-	var l raft.Log
-	if err := s.bolt.GetLog(0, &l); err != nil {
-		return fmt.Errorf("%w: %s: control record: %v", ErrCorrupt, s.path, err)
-	}
-	c, err := decodeControl(l.Data)
-	if err != nil {
-		return fmt.Errorf("%s: %w", s.path, err)
-	}
-	s.c = c
-	boltLast, err := s.bolt.LastIndex()
-	if err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrCorrupt, s.path, err)
-	}
-	if boltLast < c.Last {
-		return fmt.Errorf("%w: %s: log ends at %d but the control record says %d", ErrCorrupt, s.path, boltLast, c.Last)
-	}
-	s.terms = make([]uint64, 0, c.Last-c.Snap.Index)
-	prevTerm := c.Snap.Term
-	for i := c.Snap.Index + 1; i <= c.Last; i++ {
-		if i%4096 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-		e, err := s.readEntry(i)
-		if err != nil {
-			return err
-		}
-		if e.Term < prevTerm {
-			return fmt.Errorf("%w: %s: entry %d has term %d below the previous term %d", ErrCorrupt, s.path, i, e.Term, prevTerm)
-		}
-		prevTerm = e.Term
-		s.terms = append(s.terms, e.Term)
-		if e.Type == consensus.EntryConfChange {
-			s.confIdx = append(s.confIdx, i)
-		}
-		s.cacheAppend(e)
-	}
-	// Entries outside (Snap.Index, Last] were made garbage by a committed
-	// control record whose cleanup did not finish: finish it.
-	if boltLast > c.Last {
-		s.log.Info("removing entries past the log end left by an interrupted truncation", "from", c.Last+1, "to", boltLast)
-		if err := s.bolt.DeleteRange(c.Last+1, boltLast); err != nil {
-			return fmt.Errorf("store: cleanup: %w", err)
-		}
-	}
-	if c.Snap.Index > 0 {
-		// Compacted entries whose deletion did not finish.
-		if err := s.bolt.DeleteRange(1, c.Snap.Index); err != nil {
-			return fmt.Errorf("store: cleanup: %w", err)
-		}
-	}
-	s.log.Info("opened store", "term", c.Term, "vote", c.Vote, "snapshot", c.Snap.Index, "first", c.Snap.Index+1, "last", c.Last)
-	return nil
 }
 
 // readEntry reads entry i from bolt and verifies it.

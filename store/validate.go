@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -10,7 +11,11 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/hashicorp/go-msgpack/v2/codec"
+	"github.com/hashicorp/raft"
 	"go.etcd.io/bbolt"
+
+	"github.com/raftsql/raftsql/consensus"
 )
 
 // Names inside the bolt file. The bucket names are raft-boltdb's; the
@@ -118,17 +123,29 @@ func checkBoltHeader(path string) error {
 	return nil
 }
 
-// validateExisting checks an existing store file before raft-boltdb opens
-// it for writing (raft-boltdb would create its buckets in any bolt file):
-// the header, a walk over every page of our two buckets, and our format
-// marker. bbolt panics on some malformed pages (and a bad page reference
-// would fault in the mmap); the walk runs synchronously with faults turned
-// into panics, and any panic into ErrCorrupt. (bbolt's own tx.Check is not
+// loadInfo is what loadExisting learned about garbage left in the file.
+type loadInfo struct {
+	boltLast   uint64 // highest entry key in the file
+	belowSnap  bool   // entries at or below the snapshot index exist
+	aboveCount int    // entries past the last valid index
+}
+
+// loadExisting validates an existing store file and loads it into s, in
+// one read-only bolt transaction, before raft-boltdb opens the file for
+// writing (raft-boltdb would create its buckets in any bolt file): the
+// header, our format marker, the control record, then every entry — keys
+// contiguous, index and CRC verified, terms non-decreasing — filling the
+// term index, the list of configuration entries and the entry cache.
+//
+// bbolt panics on some malformed pages (and a bad page reference would
+// fault in the mmap); the walk runs synchronously with faults turned into
+// panics, and any panic becomes ErrCorrupt. (bbolt's own tx.Check is not
 // used: it runs in a goroutine of its own, where such a panic would kill
 // the process.)
-func validateExisting(path string, timeout time.Duration) (err error) {
+func loadExisting(ctx context.Context, s *Store, timeout time.Duration) (info loadInfo, err error) {
+	path := s.path
 	if err := checkBoltHeader(path); err != nil {
-		return err
+		return info, err
 	}
 	old := debug.SetPanicOnFault(true)
 	defer debug.SetPanicOnFault(old)
@@ -136,12 +153,12 @@ func validateExisting(path string, timeout time.Duration) (err error) {
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: timeout})
 	if err != nil {
 		if errors.Is(err, bbolt.ErrTimeout) {
-			return fmt.Errorf("%w: %s", ErrLocked, path)
+			return info, fmt.Errorf("%w: %s", ErrLocked, path)
 		}
-		return fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
+		return info, fmt.Errorf("%w: %s: %v", ErrCorrupt, path, err)
 	}
 	defer db.Close()
-	return db.View(func(tx *bbolt.Tx) error {
+	err = db.View(func(tx *bbolt.Tx) error {
 		conf := tx.Bucket(bucketConf)
 		logs := tx.Bucket(bucketLogs)
 		if conf == nil || logs == nil {
@@ -154,23 +171,88 @@ func validateExisting(path string, timeout time.Duration) (err error) {
 		case string(v) != formatValue:
 			return fmt.Errorf("%w: %s: format %q, this build reads %q", ErrVersion, path, v, formatValue)
 		}
-		// Touch every page of the log: keys must be 8-byte indexes in
-		// ascending order (a cursor over a damaged branch may go astray).
-		var prev []byte
-		if err := logs.ForEach(func(k, v []byte) error {
-			if len(k) != 8 {
-				return fmt.Errorf("%w: %s: log key of %d bytes", ErrCorrupt, path, len(k))
-			}
-			if prev != nil && string(k) <= string(prev) {
-				return fmt.Errorf("%w: %s: log keys out of order", ErrCorrupt, path)
-			}
-			prev = k
-			return nil
-		}); err != nil {
-			return err
-		}
-		return nil
+		return s.loadLogs(ctx, logs.Cursor(), &info)
 	})
+	return info, err
+}
+
+// loadLogs walks the logs bucket in key order.
+func (s *Store) loadLogs(ctx context.Context, cur *bbolt.Cursor, info *loadInfo) error {
+	path := s.path
+	k, v := cur.First()
+	if k == nil || len(k) != 8 || binary.BigEndian.Uint64(k) != 0 {
+		return fmt.Errorf("%w: %s: no control record", ErrCorrupt, path)
+	}
+	var l raft.Log
+	h := &codec.MsgpackHandle{}
+	dec := codec.NewDecoderBytes(nil, h)
+	decode := func(v []byte) error {
+		l = raft.Log{}
+		dec.ResetBytes(v)
+		return dec.Decode(&l)
+	}
+	if err := decode(v); err != nil {
+		return fmt.Errorf("%w: %s: control record: %v", ErrCorrupt, path, err)
+	}
+	c, err := decodeControl(l.Data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	s.c = c
+	s.terms = make([]uint64, 0, c.Last-c.Snap.Index)
+	next := c.Snap.Index + 1
+	prevTerm := c.Snap.Term
+	n := 0
+	for k, v = cur.Next(); k != nil; k, v = cur.Next() {
+		if n++; n%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if len(k) != 8 {
+			return fmt.Errorf("%w: %s: log key of %d bytes", ErrCorrupt, path, len(k))
+		}
+		i := binary.BigEndian.Uint64(k)
+		switch {
+		case i <= c.Snap.Index:
+			info.belowSnap = true
+			continue
+		case i > c.Last:
+			info.aboveCount++
+			info.boltLast = i
+			continue
+		case i != next:
+			return fmt.Errorf("%w: %s: entry %d missing (hole in the log)", ErrCorrupt, path, next)
+		}
+		if err := decode(v); err != nil {
+			return fmt.Errorf("%w: %s: entry %d: %v", ErrCorrupt, path, i, err)
+		}
+		if l.Index != i {
+			return fmt.Errorf("%w: %s: key %d holds entry %d", ErrCorrupt, path, i, l.Index)
+		}
+		// l.Data aliases the mmap only until the transaction ends.
+		e := consensus.Entry{Index: l.Index, Term: l.Term, Data: append([]byte(nil), l.Data...)}
+		if len(l.Data) == 0 {
+			e.Data = nil
+		}
+		if err := checkEntry(&e, l.Extensions); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		if e.Term < prevTerm {
+			return fmt.Errorf("%w: %s: entry %d has term %d below the previous term %d", ErrCorrupt, path, i, e.Term, prevTerm)
+		}
+		prevTerm = e.Term
+		s.terms = append(s.terms, e.Term)
+		if e.Type == consensus.EntryConfChange {
+			s.confIdx = append(s.confIdx, i)
+		}
+		s.cacheAppend(e)
+		next++
+	}
+	if next != c.Last+1 {
+		return fmt.Errorf("%w: %s: log ends at %d but the control record says %d", ErrCorrupt, path, next-1, c.Last)
+	}
+	return nil
 }
 
 // recoverCorrupt turns a panic (or, with SetPanicOnFault, a memory fault
