@@ -161,10 +161,18 @@ func (c *Config) withDefaults() (Config, timing, error) {
 	} else if cfg.SnapshotEntries > 0 {
 		return cfg, timing{}, fmt.Errorf("%w: SnapshotEntries needs Snapshots", ErrInvalidConfig)
 	}
+	seen := map[string]bool{}
 	for _, m := range cfg.Peers {
-		if m.ID == "" {
-			return cfg, timing{}, fmt.Errorf("%w: a peer has an empty ID", ErrInvalidConfig)
+		if m.ID == "" || seen[m.ID] {
+			return cfg, timing{}, fmt.Errorf("%w: peer ids must be non-empty and unique (%q)", ErrInvalidConfig, m.ID)
 		}
+		seen[m.ID] = true
+		if m.ID == cfg.ID && !m.Voter {
+			return cfg, timing{}, fmt.Errorf("%w: this node must be a voter of the cluster it bootstraps", ErrInvalidConfig)
+		}
+	}
+	if len(cfg.Peers) > 0 && !seen[cfg.ID] {
+		return cfg, timing{}, fmt.Errorf("%w: Peers must include this node (%s)", ErrInvalidConfig, cfg.ID)
 	}
 
 	var t timing

@@ -396,6 +396,10 @@ func TestConfigTiming(t *testing.T) {
 		{ID: "", Store: base.Store, Transport: base.Transport, StateMachine: base.StateMachine},
 		{ID: "a"},
 		{ID: "a", Store: base.Store, Transport: base.Transport, StateMachine: base.StateMachine, ElectionTimeout: time.Second, HeartbeatInterval: 500 * time.Millisecond},
+		{ID: "a", Store: base.Store, Transport: base.Transport, StateMachine: base.StateMachine, Peers: []consensus.Member{{ID: "b", Voter: true}}},
+		{ID: "a", Store: base.Store, Transport: base.Transport, StateMachine: base.StateMachine, Peers: []consensus.Member{{ID: "a", Voter: true}, {ID: "a", Voter: true}}},
+		{ID: "a", Store: base.Store, Transport: base.Transport, StateMachine: base.StateMachine, Peers: []consensus.Member{{ID: "a"}}},
+		{ID: "a", Store: base.Store, Transport: base.Transport, StateMachine: base.StateMachine, SnapshotEntries: 5},
 	} {
 		if _, _, err := bad.withDefaults(); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("%+v: err %v, want ErrInvalidConfig", bad, err)
