@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -80,7 +81,7 @@ var (
 	adminValueFlags = map[string]bool{"http": true, "user": true, "password": true, "timeout": true, "consistency": true,
 		"auth-file": true, "iterations": true}
 	shellValueFlags = map[string]bool{"h": true, "host": true, "p": true, "port": true, "U": true, "username": true,
-		"d": true, "dbname": true, "c": true, "command": true, "f": true, "file": true, "http": true}
+		"d": true, "dbname": true, "c": true, "command": true, "f": true, "file": true, "http": true, "v": true, "set": true}
 )
 
 // reorderArgs moves a subcommand's flags in front of its positional
@@ -158,6 +159,7 @@ func (e env) run(ctx context.Context, args []string, stdin io.Reader, stdout, st
 			&cli.StringSliceFlag{Name: "command", Aliases: []string{"c"}, Usage: "run `SQL` (or a backslash command) and exit; repeatable"},
 			&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "run the statements of `FILE` (- for stdin) and exit"},
 			&cli.StringFlag{Name: "http", Value: defaultHTTP, EnvVars: []string{"RAFTSQL_HTTP"}, Usage: "HTTP API address(es) for \\status, `HOST:PORT[,…]`"},
+			&cli.StringSliceFlag{Name: "set", Aliases: []string{"v"}, Usage: "set a shell variable, `NAME=VALUE` (VERBOSITY=verbose prints SQLSTATEs; ON_ERROR_STOP=0 runs on after errors)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.Bool("help") {
@@ -362,6 +364,12 @@ func (e env) shellMain(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer
 	if interactive {
 		sh.reconnect = dial
 	}
+	for _, v := range c.StringSlice("set") {
+		name, value, _ := strings.Cut(v, "=")
+		if err := sh.set([]string{name, value}); err != nil {
+			return err
+		}
+	}
 	if addrs := splitList(c.String("http")); len(addrs) > 0 {
 		sh.status = func(ctx context.Context) ([]statusRow, error) {
 			ctx, cancel := context.WithTimeout(ctx, defaultHTTPTimeout)
@@ -373,22 +381,26 @@ func (e env) shellMain(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer
 	}
 	switch {
 	case len(commands) > 0:
+		var first error
 		for _, cmd := range commands {
 			if err := sh.runCommand(ctx, cmd); err != nil {
-				return err
+				if sh.stopOnError() {
+					return err
+				}
+				first = cmp.Or(first, err)
 			}
 			if sh.quit {
 				break
 			}
 		}
 		if file != "" && !sh.quit {
-			return e.runFile(ctx, sh, file, stdin)
+			first = cmp.Or(first, e.runFile(ctx, sh, file, stdin))
 		}
-		return nil
+		return first
 	case file != "":
 		return e.runFile(ctx, sh, file, stdin)
 	case !interactive:
-		return sh.runScript(ctx, stdin, true)
+		return sh.runScript(ctx, stdin)
 	}
 	rc, ok := stdin.(io.ReadCloser)
 	if !ok {
@@ -399,14 +411,14 @@ func (e env) shellMain(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer
 
 func (e env) runFile(ctx context.Context, sh *shell, file string, stdin io.Reader) error {
 	if file == "-" {
-		return sh.runScript(ctx, stdin, true)
+		return sh.runScript(ctx, stdin)
 	}
 	f, err := os.Open(file)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	return sh.runScript(ctx, f, true)
+	return sh.runScript(ctx, f)
 }
 
 func (e env) benchCommand(stdout, stderr io.Writer) *cli.Command {

@@ -184,8 +184,9 @@ func pgErrorOf(err error) (*pgconn.PgError, bool) {
 //	LINE 1: select * from nosuch
 //	                      ^
 //
-// With verbose the SQLSTATE follows the severity ("ERROR:  42P01: …").
-func formatPgError(err error, query string, verbose bool) string {
+// verbosity is psql's VERBOSITY: "verbose" puts the SQLSTATE after the
+// severity ("ERROR:  42P01: …"), "terse" prints only the first line.
+func formatPgError(err error, query string, verbosity string) string {
 	pe, ok := pgErrorOf(err)
 	if !ok {
 		return "error: " + err.Error() + "\n"
@@ -196,10 +197,13 @@ func formatPgError(err error, query string, verbose bool) string {
 	}
 	var b strings.Builder
 	b.WriteString(sev + ":  ")
-	if verbose && pe.Code != "" {
+	if verbosity == "verbose" && pe.Code != "" {
 		b.WriteString(pe.Code + ": ")
 	}
 	b.WriteString(pe.Message + "\n")
+	if verbosity == "terse" {
+		return b.String()
+	}
 	if pe.Position > 0 && query != "" {
 		b.WriteString(positionMarker(query, int(pe.Position)))
 	}

@@ -14,12 +14,14 @@
 // tables, other statements as their command tag, errors as
 // "ERROR:  message" (\errverbose adds the SQLSTATE; the *pgconn.PgError is
 // in the chain of the error Run returns). Backslash commands: \q \?
-// \timing \x \errverbose \r \g \i \dt \d \l \dn \status. The catalog
+// \timing \x \errverbose \set \unset \r \g \i \dt \d \l \dn \status. The catalog
 // queries behind \dt, \d, \l and \dn are psql 15's, in catalog.go, in one
 // place, so they can follow what the server's pg_catalog supports. The
 // interactive shell resets a lost connection (a node restarted) as psql
 // does. -c, -f and piped input stop at the first
-// error and exit 1; a failed connection exits 2. History is kept in
+// error and exit 1 (psql's ON_ERROR_STOP; `-v ON_ERROR_STOP=0` runs on and
+// still exits 1); `-v VERBOSITY=verbose` prints SQLSTATEs; a failed
+// connection exits 2. History is kept in
 // $RAFTSQL_HISTORY or ~/.raftsql_history.
 //
 // # Admin

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -33,9 +34,12 @@ type shell struct {
 
 	timing   bool
 	expanded bool // \x
-	lastErr  error
-	sp       splitter
-	quit     bool
+	// vars are \set variables; VERBOSITY (default, verbose, terse) and
+	// ON_ERROR_STOP (on unless set off) change the shell's behaviour.
+	vars    map[string]string
+	lastErr error
+	sp      splitter
+	quit    bool
 }
 
 // ErrStatementFailed wraps a SQL or backslash-command error that the shell
@@ -57,7 +61,7 @@ func (s *shell) runSQL(ctx context.Context, sql string) error {
 	if err != nil {
 		s.lastErr = err
 		if _, ok := pgErrorOf(err); ok {
-			fmt.Fprint(s.errOut, formatPgError(err, sql, false))
+			fmt.Fprint(s.errOut, formatPgError(err, sql, s.vars["VERBOSITY"]))
 		} else if ctx.Err() != nil {
 			fmt.Fprintln(s.errOut, "Cancel request sent; query cancelled.")
 		} else {
@@ -119,16 +123,17 @@ func (s *shell) feedLine(ctx context.Context, line string) error {
 	return first
 }
 
-// runScript feeds r line by line and sends what is left at the end. With
-// stopOnError it stops at the first failing statement, like psql with
-// ON_ERROR_STOP (so a script never runs on after a failure).
-func (s *shell) runScript(ctx context.Context, r io.Reader, stopOnError bool) error {
+// runScript feeds r line by line and sends what is left at the end. It
+// stops at the first failing statement, as psql does with ON_ERROR_STOP
+// (so a script never runs on after a failure), unless ON_ERROR_STOP is
+// set off; then it runs everything and returns the first error.
+func (s *shell) runScript(ctx context.Context, r io.Reader) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 64<<20)
 	var first error
 	for sc.Scan() && !s.quit {
 		if err := s.feedLine(ctx, sc.Text()); err != nil {
-			if stopOnError {
+			if s.stopOnError() {
 				return err
 			}
 			if first == nil {
@@ -161,6 +166,9 @@ const shellHelp = `General
   \?                     show this help
   \timing [on|off]       toggle (or set) timing of commands
   \errverbose            show the most recent error with its SQLSTATE
+  \set [NAME [VALUE]]    set or list variables: VERBOSITY default|verbose|terse,
+                         ON_ERROR_STOP on|off (scripts and -c stop at an error unless off)
+  \unset NAME            unset a variable
   \r                     reset (clear) the query buffer
   \g                     send the query buffer (also ';')
   \i FILE                run the statements of FILE (stops at the first error)
@@ -213,6 +221,14 @@ func (s *shell) meta(ctx context.Context, line string) error {
 			return s.metaError(shellError(cmd + ": missing required argument"))
 		}
 		return s.include(ctx, args[0])
+	case `\set`:
+		return s.set(args)
+	case `\unset`:
+		if len(args) != 1 {
+			return s.metaError(shellError(`\unset: missing required argument`))
+		}
+		delete(s.vars, args[0])
+		return nil
 	case `\l`, `\list`:
 		return s.listQuery(ctx, "List of databases", listDatabasesSQL)
 	case `\dn`:
@@ -222,7 +238,7 @@ func (s *shell) meta(ctx context.Context, line string) error {
 			fmt.Fprintln(s.out, "There is no previous error.")
 			return nil
 		}
-		fmt.Fprint(s.out, formatPgError(s.lastErr, "", true))
+		fmt.Fprint(s.out, formatPgError(s.lastErr, "", "verbose"))
 		return nil
 	case `\dt`:
 		return s.listRelations(ctx, kindsTables, strings.Join(args, " "))
@@ -248,16 +264,71 @@ type shellError string
 
 func (e shellError) Error() string { return string(e) }
 
+// set runs \set: no argument lists the variables, NAME sets it to "",
+// NAME VALUE… sets it to the values joined.
+func (s *shell) set(args []string) error {
+	if len(args) == 0 {
+		names := make([]string, 0, len(s.vars))
+		for k := range s.vars {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			fmt.Fprintf(s.out, "%s = '%s'\n", k, s.vars[k])
+		}
+		return nil
+	}
+	name, value := args[0], strings.Join(args[1:], "")
+	switch name {
+	case "VERBOSITY":
+		value = strings.ToLower(value)
+		if value != "default" && value != "verbose" && value != "terse" {
+			return s.metaError(shellError(`unrecognized value "` + value + `" for "VERBOSITY"` + "\n" + `Available values are: default, verbose, terse.`))
+		}
+	case "ON_ERROR_STOP":
+		if _, ok := parseBool(value); !ok {
+			return s.metaError(shellError(`unrecognized value "` + value + `" for "ON_ERROR_STOP": Boolean expected`))
+		}
+	}
+	if s.vars == nil {
+		s.vars = map[string]string{}
+	}
+	s.vars[name] = value
+	return nil
+}
+
+// stopOnError is ON_ERROR_STOP, on unless set to a false value.
+func (s *shell) stopOnError() bool {
+	v, ok := s.vars["ON_ERROR_STOP"]
+	if !ok {
+		return true
+	}
+	b, _ := parseBool(v)
+	return b
+}
+
+// parseBool reads psql's boolean spellings.
+func parseBool(v string) (bool, bool) {
+	switch strings.ToLower(v) {
+	case "on", "true", "yes", "1", "t", "y":
+		return true, true
+	case "off", "false", "no", "0", "f", "n":
+		return false, true
+	}
+	return false, false
+}
+
 // toggle sets *b from an on/off argument, or flips it without one.
 func toggle(b *bool, cmd string, args []string) error {
 	switch {
 	case len(args) == 0:
 		*b = !*b
-	case strings.EqualFold(args[0], "on"):
-		*b = true
-	case strings.EqualFold(args[0], "off"):
-		*b = false
 	default:
+		v, ok := parseBool(args[0])
+		if ok {
+			*b = v
+			return nil
+		}
 		return shellError(fmt.Sprintf(`unrecognized value "%s" for "%s": Boolean expected`, args[0], cmd))
 	}
 	return nil
@@ -281,7 +352,7 @@ func (s *shell) include(ctx context.Context, path string) error {
 	saved := s.sp
 	s.sp = splitter{}
 	defer func() { s.sp = saved }()
-	return s.runScript(ctx, f, true)
+	return s.runScript(ctx, f)
 }
 
 // listQuery runs a catalog listing (\l, \dn) and prints it with a title.
@@ -289,7 +360,7 @@ func (s *shell) listQuery(ctx context.Context, title, sql string) error {
 	results, err := s.conn.Exec(ctx, sql)
 	if err != nil {
 		s.lastErr = err
-		fmt.Fprint(s.errOut, formatPgError(err, "", false))
+		fmt.Fprint(s.errOut, formatPgError(err, "", s.vars["VERBOSITY"]))
 		return failed(err)
 	}
 	for _, r := range results {
@@ -310,7 +381,7 @@ func (s *shell) query(ctx context.Context, sql string) ([][][]byte, error) {
 	results, err := s.conn.Exec(ctx, sql)
 	if err != nil {
 		s.lastErr = err
-		fmt.Fprint(s.errOut, formatPgError(err, "", false))
+		fmt.Fprint(s.errOut, formatPgError(err, "", s.vars["VERBOSITY"]))
 		return nil, failed(err)
 	}
 	var rows [][][]byte
@@ -325,7 +396,7 @@ func (s *shell) listRelations(ctx context.Context, kinds, pattern string) error 
 	results, err := s.conn.Exec(ctx, listRelationsQuery(kinds, pattern))
 	if err != nil {
 		s.lastErr = err
-		fmt.Fprint(s.errOut, formatPgError(err, "", false))
+		fmt.Fprint(s.errOut, formatPgError(err, "", s.vars["VERBOSITY"]))
 		return failed(err)
 	}
 	var r result

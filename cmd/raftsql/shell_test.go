@@ -181,6 +181,34 @@ func TestShellScript(t *testing.T) {
 			wantErr: true,
 		},
 		{
+			name:    "VERBOSITY verbose",
+			script:  "\\set VERBOSITY verbose\nbogus;",
+			sent:    []string{"bogus;"},
+			errOut:  "ERROR:  42601: syntax error at or near \"bogus\"\nLINE 1: bogus;\n        ^\n",
+			wantErr: true,
+		},
+		{
+			name:    "VERBOSITY terse",
+			script:  "\\set VERBOSITY terse\nbogus;",
+			sent:    []string{"bogus;"},
+			errOut:  "ERROR:  syntax error at or near \"bogus\"\n",
+			wantErr: true,
+		},
+		{
+			name:    "bad VERBOSITY",
+			script:  "\\set VERBOSITY loud",
+			errOut:  "unrecognized value \"loud\" for \"VERBOSITY\"\nAvailable values are: default, verbose, terse.\n",
+			wantErr: true,
+		},
+		{
+			name:    "ON_ERROR_STOP off runs on and still fails",
+			script:  "\\set ON_ERROR_STOP off\nbogus;\ninsert into t values (2);\n\\set\n\\unset ON_ERROR_STOP\nbogus;\ninsert into t values (3);",
+			sent:    []string{"bogus;", "insert into t values (2);", "bogus;"},
+			out:     "INSERT 0 1\nON_ERROR_STOP = 'off'\n",
+			errOut:  strings.Repeat("ERROR:  syntax error at or near \"bogus\"\nLINE 1: bogus;\n        ^\n", 2),
+			wantErr: true,
+		},
+		{
 			name:    "errverbose shows the SQLSTATE",
 			script:  "\\errverbose\nbogus;",
 			sent:    []string{"bogus;"},
@@ -192,7 +220,7 @@ func TestShellScript(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sh, fc, out, errOut := newTestShell(sqlFake)
-			err := sh.runScript(context.Background(), strings.NewReader(tt.script), true)
+			err := sh.runScript(context.Background(), strings.NewReader(tt.script))
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
 			}
@@ -214,7 +242,7 @@ func TestShellScript(t *testing.T) {
 
 func TestShellErrVerbose(t *testing.T) {
 	sh, _, out, _ := newTestShell(sqlFake)
-	_ = sh.runScript(context.Background(), strings.NewReader("bogus;"), true)
+	_ = sh.runScript(context.Background(), strings.NewReader("bogus;"))
 	out.Reset()
 	if err := sh.meta(context.Background(), `\errverbose`); err != nil {
 		t.Fatal(err)
@@ -494,7 +522,7 @@ func TestShellInclude(t *testing.T) {
 	os.WriteFile(inc, []byte("insert into t values (1);\ninsert into t values (2)"), 0o600)
 	sh, fc, _, errOut := newTestShell(sqlFake)
 	script := "select 1\n\\i " + inc + "\n;\n\\i " + filepath.Join(dir, "none.sql") + "\n"
-	err := sh.runScript(context.Background(), strings.NewReader(script), true)
+	err := sh.runScript(context.Background(), strings.NewReader(script))
 	// The file's statements run, its unterminated last one at its end; the
 	// caller's open statement continues after \i; a missing file fails.
 	want := []string{"insert into t values (1);", "insert into t values (2)", "select 1\n;"}
@@ -526,5 +554,22 @@ func TestShellListDatabasesAndSchemas(t *testing.T) {
 	}
 	if fc.sent[0] != listDatabasesSQL || fc.sent[1] != listSchemasSQL {
 		t.Errorf("sent %q", fc.sent)
+	}
+}
+
+func TestRunSetFlag(t *testing.T) {
+	fc := &fakeConn{handle: sqlFake}
+	var errOut strings.Builder
+	err := testEnv(fc, nil).run(context.Background(), []string{"raftsql", "-v", "ON_ERROR_STOP=0", "-v", "VERBOSITY=verbose",
+		"-c", "bogus", "-c", "select 1"}, strings.NewReader(""), io.Discard, &errOut)
+	if exitCode(err) != 1 {
+		t.Errorf("exit %d, want 1 after a failed -c", exitCode(err))
+	}
+	if strings.Join(fc.sent, "|") != "bogus|select 1" || !strings.HasPrefix(errOut.String(), "ERROR:  42601: ") {
+		t.Errorf("sent %q stderr %q", fc.sent, errOut.String())
+	}
+	err = testEnv(&fakeConn{handle: sqlFake}, nil).run(context.Background(), []string{"raftsql", "-v", "VERBOSITY=x", "-c", "select 1"}, strings.NewReader(""), io.Discard, io.Discard)
+	if err == nil {
+		t.Error("bad -v value accepted")
 	}
 }
