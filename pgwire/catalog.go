@@ -649,6 +649,8 @@ var (
 func exprOID(expr string) uint32 {
 	e := strings.TrimSpace(expr)
 	switch {
+	case strings.EqualFold(e, "true"), strings.EqualFold(e, "false"):
+		return oidBool
 	case intLitRE.MatchString(e):
 		return oidInt8
 	case floatLitRE.MatchString(e):
@@ -683,6 +685,9 @@ func exprOID(expr string) uint32 {
 // expression column gets its function's name or "?column?".
 func pgColumnName(col fsm.Column, stmtText string) string {
 	n := col.Name
+	if col.DeclType == "" && (strings.EqualFold(n, "true") || strings.EqualFold(n, "false")) {
+		return "bool"
+	}
 	if col.DeclType != "" || identRE.MatchString(n) {
 		return n
 	}

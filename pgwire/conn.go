@@ -815,10 +815,13 @@ func fieldsFor(cols []fsm.Column, rows [][]any, stmtText string) []field {
 		if oid, ok := declTypeOID(col.DeclType); ok {
 			f.oid = oid
 		} else {
-			for _, r := range rows {
-				if i < len(r) && r[i] != nil {
-					f.oid = valueOID(r[i])
-					break
+			if f.oid = exprOID(col.Name); f.oid != oidBool {
+				f.oid = oidUnknown
+				for _, r := range rows {
+					if i < len(r) && r[i] != nil {
+						f.oid = valueOID(r[i])
+						break
+					}
 				}
 			}
 			if f.oid == oidUnknown {

@@ -140,6 +140,10 @@ func TestWireExtended(t *testing.T) {
 	expect(t, w.until("ReadyForQuery"), "ParseComplete", "BindComplete", "RowDescription:n/20/0,m/25/0,f/701/0",
 		"DataRow:33,63,312e35", "CommandComplete:SELECT 1", "ReadyForQuery:I")
 
+	// TRUE and FALSE are booleans (SQLite makes them 1 and 0).
+	w.send(&pgproto3.Query{String: "select true, false"})
+	expect(t, w.until("ReadyForQuery"), "RowDescription:bool/16/0,bool/16/0", "DataRow:74,66", "CommandComplete:SELECT 1", "ReadyForQuery:I")
+
 	// Errors: unknown statement, unknown portal; the rest is skipped until
 	// Sync, and the session goes on.
 	w.send(&pgproto3.Bind{PreparedStatement: "nosuch"}, &pgproto3.Execute{}, &pgproto3.Sync{})

@@ -750,6 +750,15 @@ func TestFatalSaveStopsNode(t *testing.T) {
 		t.Fatal("an entry whose Save failed was applied")
 	}
 	delete(c.nodes, "n1") // already stopped, with an error
+
+	// Like a crash: the commit index of "ok" was never written (it rides
+	// with the next Save, which failed), yet the state machine applied it.
+	// The restarted node resumes without applying anything twice.
+	fail.Store(false)
+	c.start("n1")
+	n = c.leader()
+	propose(t, n, "again")
+	c.waitValues([]string{"ok", "again"})
 }
 
 // The lease ends the moment a transfer starts, even one that never
