@@ -575,17 +575,17 @@ func execWrite(w *sconn, st Statement) (Result, error) {
 
 // runStatement prepares, binds and runs st on c, collecting its rows.
 func runStatement(ctx context.Context, c *sconn, st Statement) (Result, error) {
-	s, err := c.prepareSingle(st.SQL)
+	s, release, err := c.stmt(st.SQL)
 	if err != nil {
 		return Result{}, err
 	}
+	defer release()
 	if s == nil {
 		if len(st.Args) != 0 {
 			return Result{}, &SQLError{Code: CodeBadParameter, Message: fmt.Sprintf("empty statement given %d parameters", len(st.Args))}
 		}
 		return Result{}, nil
 	}
-	defer s.finalize()
 	return runPrepared(ctx, c, s, st.Args)
 }
 
@@ -608,6 +608,12 @@ func runPrepared(ctx context.Context, c *sconn, s *sstmt, args []any) (Result, e
 			}
 		}
 		row, err := s.step()
+		if n == 0 && err == nil {
+			// The first step re-prepares a statement whose schema
+			// changed since it was prepared (a cached one): its columns
+			// are known for sure only now.
+			r.Columns = s.columns()
+		}
 		if err != nil {
 			return r, err
 		}

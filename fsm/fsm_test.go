@@ -785,3 +785,31 @@ func TestOpenGarbage(t *testing.T) {
 		t.Fatal("Open modified the garbage file")
 	}
 }
+
+// TestStatementCache: cached statements follow schema changes, and the
+// cache stays bounded.
+func TestStatementCache(t *testing.T) {
+	f := openT(t, t.TempDir())
+	applyOne(t, f, 1, cmd(1, 1, st("CREATE TABLE t(a)"), st("INSERT INTO t VALUES (1)")))
+	if r := query(t, f, "SELECT * FROM t"); len(r.Columns) != 1 {
+		t.Fatalf("columns %v", r.Columns)
+	}
+	rs := applyOne(t, f, 2, cmd(1, 2, st("SELECT * FROM t"), st("ALTER TABLE t ADD COLUMN b TEXT DEFAULT 'x'"), st("SELECT * FROM t")))
+	if len(rs[0].Columns) != 1 || !reflect.DeepEqual(rs[2].Rows, [][]any{{int64(1), "x"}}) {
+		t.Fatalf("writer after ALTER: %+v", rs)
+	}
+	for range 2 * len(f.reads) {
+		if r := query(t, f, "SELECT * FROM t"); !reflect.DeepEqual(r.Rows, [][]any{{int64(1), "x"}}) {
+			t.Fatalf("reader after ALTER: %+v", r)
+		}
+	}
+	for i := range 3 * stmtCacheSize {
+		applyOne(t, f, uint64(3+i), cmd(1, uint64(3+i), st(fmt.Sprintf("INSERT INTO t(a) VALUES (%d)", i))))
+	}
+	if n := f.w.lru.l.Len(); n > stmtCacheSize {
+		t.Fatalf("writer caches %d statements, limit %d", n, stmtCacheSize)
+	}
+	if n := count(t, f, "t"); n != 1+3*stmtCacheSize {
+		t.Fatalf("rows = %d", n)
+	}
+}

@@ -82,17 +82,17 @@ func runRead(ctx context.Context, c *sconn, st Statement) (Result, error) {
 	if serr := checkStatement(st.SQL, false); serr != nil {
 		return Result{Err: serr}, nil
 	}
-	s, err := c.prepareSingle(st.SQL)
+	s, release, err := c.stmt(st.SQL)
 	if err != nil {
 		return readError(ctx, Result{}, err)
 	}
+	defer release()
 	if s == nil {
 		if len(st.Args) != 0 {
 			return Result{Err: &SQLError{Code: CodeBadParameter, Message: fmt.Sprintf("empty statement given %d parameters", len(st.Args))}}, nil
 		}
 		return Result{}, nil
 	}
-	defer s.finalize()
 	if !s.readOnly() {
 		return Result{Err: &SQLError{Code: CodeReadOnly, Message: "statement is not read-only: writes go through the log"}}, nil
 	}

@@ -13,6 +13,7 @@ package fsm
 // hands a conn to one reader at a time).
 
 import (
+	"container/list"
 	"fmt"
 	"strconv"
 	"strings"
@@ -48,6 +49,8 @@ type sconn struct {
 	cache map[string]*sstmt
 	// budget is the progress handler's C memory (writer only), 0 if none.
 	budget uintptr
+	// lru caches prepared statements of any SQL (see stmt).
+	lru stmtLRU
 }
 
 // openConn opens path and runs pragmas (each "name=value") on it.
@@ -97,6 +100,7 @@ func (c *sconn) close() error {
 		s.finalize()
 	}
 	c.cache = nil
+	c.dropStmts()
 	rc := sqlite3.Xsqlite3_close_v2(c.tls, c.db)
 	c.db = 0
 	if c.budget != 0 {
@@ -152,8 +156,10 @@ func (c *sconn) exec(sql string) error {
 
 // sstmt is one prepared statement.
 type sstmt struct {
-	c *sconn
-	p uintptr
+	c     *sconn
+	p     uintptr
+	sql   string // set when in the connection's LRU
+	inUse bool
 }
 
 // prepareOne prepares the first statement of sql and returns the text
@@ -495,4 +501,60 @@ func progressHandler(_ *libc.TLS, arg uintptr) int32 {
 // own callbacks: a func value is a pointer to its code pointer).
 func cFuncPointer[T any](f T) uintptr {
 	return *(*uintptr)(unsafe.Pointer(&struct{ f T }{f}))
+}
+
+// stmtCacheSize is how many prepared statements each connection keeps by
+// SQL text (clients repeat the same statements with new parameters, and
+// preparing is a large part of a short statement's cost).
+const stmtCacheSize = 64
+
+type stmtLRU struct {
+	m map[string]*list.Element // of *sstmt
+	l list.List                // front: most recently used
+}
+
+// stmt returns a prepared statement for sql (exactly one statement; nil
+// for none) from the connection's cache, and the function to call when
+// done with it.
+func (c *sconn) stmt(sql string) (*sstmt, func(), error) {
+	if c.lru.m == nil {
+		c.lru.m = map[string]*list.Element{}
+	}
+	if el := c.lru.m[sql]; el != nil {
+		s := el.Value.(*sstmt)
+		if !s.inUse {
+			c.lru.l.MoveToFront(el)
+			s.inUse = true
+			return s, func() { s.reset(); s.inUse = false }, nil
+		}
+	}
+	s, err := c.prepareSingle(sql)
+	if err != nil || s == nil {
+		return nil, func() {}, err
+	}
+	if _, dup := c.lru.m[sql]; dup || len(sql) > 16<<10 {
+		return s, s.finalize, nil // not cached
+	}
+	s.sql = sql
+	s.inUse = true
+	c.lru.m[sql] = c.lru.l.PushFront(s)
+	for el := c.lru.l.Back(); c.lru.l.Len() > stmtCacheSize && el != nil; {
+		prev := el.Prev()
+		if old := el.Value.(*sstmt); !old.inUse {
+			old.finalize()
+			delete(c.lru.m, old.sql)
+			c.lru.l.Remove(el)
+		}
+		el = prev
+	}
+	return s, func() { s.reset(); s.inUse = false }, nil
+}
+
+// dropStmts finalizes every cached statement.
+func (c *sconn) dropStmts() {
+	for el := c.lru.l.Front(); el != nil; el = el.Next() {
+		el.Value.(*sstmt).finalize()
+	}
+	c.lru.m = nil
+	c.lru.l.Init()
 }
