@@ -292,6 +292,8 @@ func (n *Node) checkTransfers(st consensus.Status) {
 	kept := n.transfers[:0]
 	for _, w := range n.transfers {
 		switch {
+		case w.ctx.Err() != nil:
+			// The caller gave up; forget it.
 		case st.Lead == w.to:
 			w.errc <- nil
 		case st.Role == consensus.RoleLeader && st.LeadTransferee != w.to:

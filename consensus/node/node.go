@@ -109,6 +109,7 @@ type report struct {
 }
 
 type transferWaiter struct {
+	ctx       context.Context
 	to        string
 	startLead string
 	errc      chan error
@@ -335,7 +336,7 @@ func (n *Node) Campaign(ctx context.Context) error {
 // (ErrTransferFailed), or ctx ends. On the leader the lease ends at once.
 // Called on a follower, the request is forwarded to the leader.
 func (n *Node) TransferLeadership(ctx context.Context, to string) error {
-	w := &transferWaiter{to: to, errc: make(chan error, 1)}
+	w := &transferWaiter{ctx: ctx, to: to, errc: make(chan error, 1)}
 	err := n.do(ctx, func() error {
 		st := n.rn.Status()
 		if st.Lead == to {
