@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"log/slog"
 	"net"
@@ -558,8 +560,7 @@ func (p *peer) run() {
 	var (
 		conn    net.Conn
 		spare   []consensus.Message
-		payload []byte
-		frame   []byte
+		wb      writeBufs
 		backoff = p.t.cfg.BackoffMin
 	)
 	closeConn := func() {
@@ -618,7 +619,7 @@ func (p *peer) run() {
 		}
 		batch := p.take(spare)
 		orig := batch
-		if !p.writeBatch(conn, batch, &payload, &frame) {
+		if !p.writeBatch(conn, batch, &wb) {
 			closeConn()
 		}
 		clear(orig)
@@ -626,26 +627,35 @@ func (p *peer) run() {
 	}
 }
 
+// writeBufs are the writer goroutine's reusable encoding buffers.
+type writeBufs struct {
+	one, enc, head []byte
+}
+
+// frameOverhead bounds the bytes a frame adds around one encoded message:
+// header, kind, count and length varints.
+const frameOverhead = frameHeader + 1 + 2*binary.MaxVarintLen64
+
 // writeBatch writes batch on conn in frames of at most MaxBatchBytes; false
-// when the connection failed (the rest of the batch is dropped).
-func (p *peer) writeBatch(conn net.Conn, batch []consensus.Message, payload, frame *[]byte) bool {
-	var one, enc []byte
+// when the connection failed (the rest of the batch is dropped). Each frame
+// goes out with one writev of its header and its encoded messages.
+func (p *peer) writeBatch(conn net.Conn, batch []consensus.Message, wb *writeBufs) bool {
 	for len(batch) > 0 {
 		n, count := 0, 0
-		enc = enc[:0]
+		wb.enc = wb.enc[:0]
 		for n < len(batch) {
-			one = AppendMessage(one[:0], &batch[n])
-			if len(one)+16 > p.t.cfg.MaxFrameSize {
-				p.log.Warn("dropping message larger than the max frame size", "type", batch[n].Type, "bytes", len(one))
+			wb.one = AppendMessage(wb.one[:0], &batch[n])
+			if len(wb.one)+frameOverhead > p.t.cfg.MaxFrameSize {
+				p.log.Warn("dropping message larger than the max frame size", "type", batch[n].Type, "bytes", len(wb.one))
 				p.t.stats.dropped.Add(1)
 				p.t.reportUnreachable(p.id)
 				n++
 				continue
 			}
-			if count > 0 && len(enc)+len(one)+16 > p.t.cfg.MaxBatchBytes {
+			if count > 0 && len(wb.enc)+len(wb.one)+frameOverhead > p.t.cfg.MaxBatchBytes {
 				break
 			}
-			enc = appendBytes(enc, one)
+			wb.enc = appendBytes(wb.enc, wb.one)
 			count++
 			n++
 		}
@@ -653,12 +663,16 @@ func (p *peer) writeBatch(conn net.Conn, batch []consensus.Message, payload, fra
 		if count == 0 {
 			continue
 		}
-		*payload = append((*payload)[:0], frameMessages)
-		*payload = appendUvarint(*payload, uint64(count))
-		*payload = append(*payload, enc...)
-		*frame = appendFrame((*frame)[:0], *payload)
+		// head = frame header | kind | count; the payload is head[8:] + enc.
+		wb.head = append(wb.head[:0], make([]byte, frameHeader)...)
+		wb.head = append(wb.head, frameMessages)
+		wb.head = appendUvarint(wb.head, uint64(count))
+		binary.LittleEndian.PutUint32(wb.head[0:], uint32(len(wb.head)-frameHeader+len(wb.enc)))
+		sum := crc32.Update(crc32.Checksum(wb.head[frameHeader:], castagnoli), castagnoli, wb.enc)
+		binary.LittleEndian.PutUint32(wb.head[4:], sum)
 		conn.SetWriteDeadline(time.Now().Add(p.t.cfg.WriteTimeout))
-		if _, err := conn.Write(*frame); err != nil {
+		bufs := net.Buffers{wb.head, wb.enc}
+		if _, err := bufs.WriteTo(conn); err != nil {
 			lost := count + len(batch)
 			p.t.stats.dropped.Add(uint64(lost))
 			if p.ctx.Err() == nil {
