@@ -339,7 +339,11 @@ func statusTable(rows []statusRow) table {
 		if r.RaftAddr == "" && r.st == nil {
 			voter = ""
 		}
-		cells := []*string{str(string(r.ID)), str(r.RaftAddr), str(r.HTTPAddr), str(voter), nil, nil, nil, nil, nil, nil}
+		id := string(r.ID)
+		if strings.HasPrefix(id, "?") {
+			id = "?" // an address that did not answer and is in no configuration
+		}
+		cells := []*string{str(id), str(r.RaftAddr), str(r.HTTPAddr), str(voter), nil, nil, nil, nil, nil, nil}
 		switch {
 		case r.st != nil:
 			cells[4] = str(r.st.Role)

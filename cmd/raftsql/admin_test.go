@@ -445,3 +445,19 @@ func TestAdminPostTriesEachAddress(t *testing.T) {
 		t.Errorf("err %v stderr %q", err, errOut)
 	}
 }
+
+func TestStatusUnknownUnreachableAddress(t *testing.T) {
+	n := newFakeNode(t)
+	n.status = statusJSON("1", "leader", 1, "1", 3, 3, member{ID: "1", RaftAddr: "r1", Voter: true})
+	out, errOut, err := runCLI(t, "status", "--http", n.addr()+",127.0.0.1:1")
+	if err != nil {
+		t.Fatalf("%v: %s", err, errOut)
+	}
+	lines := strings.Split(out, "\n")
+	if len(lines) < 4 || !strings.HasPrefix(lines[3], " ?  |") || !strings.Contains(lines[3], "127.0.0.1:1 ") || !strings.Contains(lines[3], "unreachable: ") {
+		t.Errorf("the dead address should be a row of its own:\n%s", out)
+	}
+	if _, _, err := runCLI(t, "status", "--http", "127.0.0.1:1"); err == nil {
+		t.Error("status with no node answering succeeded")
+	}
+}

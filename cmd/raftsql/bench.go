@@ -228,7 +228,7 @@ const maxErrorSamples = 5
 
 func (b *bench) noteError(err error) {
 	b.errs.Add(1)
-	msg := err.Error()
+	msg := strings.Join(strings.Fields(err.Error()), " ") // pgconn's messages span lines
 	if pe, ok := pgErrorOf(err); ok {
 		msg = pe.Code + " " + pe.Message
 	}
@@ -277,18 +277,19 @@ func runBench(ctx context.Context, cfg benchConfig, driver benchDriver, now func
 	var wg sync.WaitGroup
 	for i := range workers {
 		w := &benchWorker{
-			b:    b,
-			host: cfg.Hosts[i%len(cfg.Hosts)],
-			rnd:  rand.New(rand.NewPCG(cfg.Seed, uint64(i))),
+			b:       b,
+			hostIdx: i % len(cfg.Hosts),
+			rnd:     rand.New(rand.NewPCG(cfg.Seed, uint64(i))),
 		}
 		workers[i] = w
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := driver.Dial(ctx, w.host)
+			c, err := driver.Dial(ctx, w.host())
 			if err != nil {
 				w.dialErrs++
-				b.noteError(fmt.Errorf("dial %s: %w", w.host, err))
+				b.noteError(fmt.Errorf("dial %s: %w", w.host(), err))
+				w.nextHost()
 				return
 			}
 			w.conn = c
@@ -357,7 +358,7 @@ func (b *bench) progress(ctx context.Context, start time.Time, finished <-chan s
 // benchWorker owns one connection and its own histograms.
 type benchWorker struct {
 	b         *bench
-	host      string
+	hostIdx   int // index in cfg.Hosts of the node this worker uses
 	rnd       *rand.Rand
 	conn      benchConn
 	reads     histogram
@@ -386,13 +387,14 @@ func (w *benchWorker) run(ctx context.Context) {
 			return
 		}
 		if w.conn == nil {
-			c, err := w.b.driver.Dial(ctx, w.host)
+			c, err := w.b.driver.Dial(ctx, w.host())
 			if err != nil {
 				if ctx.Err() != nil {
 					return
 				}
 				w.dialErrs++
-				w.b.noteError(fmt.Errorf("dial %s: %w", w.host, err))
+				w.b.noteError(fmt.Errorf("dial %s: %w", w.host(), err))
+				w.nextHost()
 				w.b.done.Add(1)
 				sleepCtx(ctx, redialBackoff)
 				continue
@@ -434,10 +436,18 @@ func (w *benchWorker) run(ctx context.Context) {
 			if w.conn.Broken() {
 				w.conn.Close(context.WithoutCancel(ctx))
 				w.conn = nil
+				w.nextHost()
 			}
 		}
 	}
 }
+
+func (w *benchWorker) host() string { return w.b.cfg.Hosts[w.hostIdx] }
+
+// nextHost moves the worker to the next node after its connection broke
+// or a dial failed, as a client with several addresses would, so a dead
+// node does not leave its share of connections idle.
+func (w *benchWorker) nextHost() { w.hostIdx = (w.hostIdx + 1) % len(w.b.cfg.Hosts) }
 
 // randomValue fills the worker's value with random letters.
 func (w *benchWorker) randomValue() string {

@@ -205,6 +205,22 @@ func TestBenchDeadHostIsBounded(t *testing.T) {
 	if res.DialErrors != 4+6 || res.Ops() != 0 || d.dials["127.0.0.1:2"] != 4+6 {
 		t.Errorf("ops %d dial errors %d dials %v", res.Ops(), res.DialErrors, d.dials)
 	}
+
+	// With a live node in the list, the connections of the dead one move
+	// there: every operation of the budget succeeds.
+	d = newFakeDriver()
+	d.deadHosts["127.0.0.1:2"] = true
+	cfg = baseBench()
+	res, err = runBench(context.Background(), cfg, d, stepClock(time.Millisecond), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ops() != 1000 || res.DialErrors != 2 || d.dials["127.0.0.1:2"] != 2 {
+		t.Errorf("failover: ops %d dial errors %d dials %v", res.Ops(), res.DialErrors, d.dials)
+	}
+	if len(res.FirstErrors) != 1 || strings.Contains(res.FirstErrors[0], "\n") {
+		t.Errorf("error samples %q: want one, on one line", res.FirstErrors)
+	}
 }
 
 func TestBenchDurationAndCancel(t *testing.T) {
