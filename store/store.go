@@ -321,6 +321,10 @@ func (s *Store) Save(hs consensus.HardState, entries []consensus.Entry, snap *co
 		if hs.Term < old.Term {
 			return fmt.Errorf("%w: term %d below the stored term %d", ErrInvalidArgument, hs.Term, old.Term)
 		}
+		if hs.Term == old.Term && old.Vote != "" && hs.Vote != old.Vote {
+			// One vote per term (Raft §5.2): a second vote is a bug above.
+			return fmt.Errorf("%w: vote for %q in term %d, which already has a vote for %q", ErrInvalidArgument, hs.Vote, hs.Term, old.Vote)
+		}
 		if hs.Term != old.Term || hs.Vote != old.Vote {
 			write = true
 		}

@@ -433,7 +433,7 @@ func TestOpenFinishesInterruptedCleanup(t *testing.T) {
 func TestSaveValidates(t *testing.T) {
 	s := openDir(t, t.TempDir(), store.Options{})
 	defer s.Close()
-	if err := s.Save(consensus.HardState{Term: 2}, entries(1, 4, 2), nil); err != nil {
+	if err := s.Save(consensus.HardState{Term: 2, Vote: "n1"}, entries(1, 4, 2), nil); err != nil {
 		t.Fatal(err)
 	}
 	bad := map[string]struct {
@@ -445,6 +445,7 @@ func TestSaveValidates(t *testing.T) {
 		"term decreases": {es: entries(4, 5, 1)},
 		"unknown type":   {es: []consensus.Entry{{Index: 4, Term: 2, Type: 7}}},
 		"term goes back": {hs: consensus.HardState{Term: 1}},
+		"second vote":    {hs: consensus.HardState{Term: 2, Vote: "n9"}},
 	}
 	for name, c := range bad {
 		if err := s.Save(c.hs, c.es, nil); !errors.Is(err, store.ErrInvalidArgument) {
