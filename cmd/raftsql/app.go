@@ -439,6 +439,7 @@ func (e env) benchCommand(stdout, stderr io.Writer) *cli.Command {
 			&cli.IntFlag{Name: "value-size", Value: 100, Usage: "bytes per written value"},
 			&cli.IntFlag{Name: "keys", Value: 1000, Usage: "number of distinct keys"},
 			&cli.Uint64Flag{Name: "seed", Value: 1, Usage: "seed of the key and value choice"},
+			&cli.DurationFlag{Name: "op-timeout", Value: 5 * time.Second, Usage: "an operation taking longer is an error and its connection is replaced (0: no limit)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the final report as JSON (progress lines go to stderr)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -447,7 +448,7 @@ func (e env) benchCommand(stdout, stderr io.Writer) *cli.Command {
 				Database: c.String("dbname"), Conns: c.Int("conns"), Duration: c.Duration("duration"),
 				Ops: c.Int64("ops"), Workload: c.String("workload"), ReadPercent: c.Int("read-percent"),
 				ReadConsistency: c.String("read-consistency"), ValueSize: c.Int("value-size"),
-				Keys: c.Int("keys"), Seed: c.Uint64("seed"),
+				Keys: c.Int("keys"), Seed: c.Uint64("seed"), OpTimeout: c.Duration("op-timeout"),
 			}
 			if cfg.Ops > 0 && !c.IsSet("duration") {
 				cfg.Duration = 0 // --ops alone: a count bound, not the default time

@@ -31,6 +31,10 @@ type benchConfig struct {
 	Keys            int
 	Seed            uint64
 	Progress        time.Duration // progress line period
+	// OpTimeout bounds one operation (0: none). An operation that takes
+	// longer counts as an error and its connection is replaced, so a
+	// request stuck on a dead node does not stall the worker for good.
+	OpTimeout time.Duration
 }
 
 // benchTable and the statements of the load, kept valid for both SQLite
@@ -55,6 +59,8 @@ func (c *benchConfig) validate() error {
 		return fmt.Errorf("%w: --ops must not be negative", ErrUsage)
 	case c.Ops == 0 && c.Duration <= 0:
 		return fmt.Errorf("%w: give --duration or --ops", ErrUsage)
+	case c.OpTimeout < 0:
+		return fmt.Errorf("%w: --op-timeout must not be negative", ErrUsage)
 	case c.Duration < 0:
 		return fmt.Errorf("%w: --duration must not be negative", ErrUsage)
 	case c.Keys < 1:
@@ -409,16 +415,25 @@ func (w *benchWorker) run(ctx context.Context) {
 			read = w.rnd.IntN(100) < cfg.ReadPercent
 		}
 		k := w.rnd.Int64N(int64(cfg.Keys))
+		opCtx, cancel := ctx, context.CancelFunc(func() {})
+		if cfg.OpTimeout > 0 {
+			opCtx, cancel = context.WithTimeout(ctx, cfg.OpTimeout)
+		}
 		start := w.b.now()
 		var err error
 		if read {
-			err = w.conn.Read(ctx, k)
+			err = w.conn.Read(opCtx, k)
 		} else {
-			err = w.conn.Write(ctx, k, w.randomValue())
+			err = w.conn.Write(opCtx, k, w.randomValue())
 		}
 		lat := w.b.now().Sub(start)
+		timedOut := err != nil && opCtx.Err() != nil && ctx.Err() == nil
+		cancel()
 		if err != nil && ctx.Err() != nil {
 			return // the run ended in the middle of this operation
+		}
+		if timedOut {
+			err = fmt.Errorf("%w after %s (%s)", ErrOpTimeout, cfg.OpTimeout, w.host())
 		}
 		w.b.done.Add(1)
 		switch {
@@ -433,8 +448,10 @@ func (w *benchWorker) run(ctx context.Context) {
 		}
 		if err != nil {
 			w.b.noteError(err)
-			if w.conn.Broken() {
-				w.conn.Close(context.WithoutCancel(ctx))
+			if timedOut || w.conn.Broken() {
+				closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+				w.conn.Close(closeCtx)
+				cancel()
 				w.conn = nil
 				w.nextHost()
 			}

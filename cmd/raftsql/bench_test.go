@@ -26,12 +26,13 @@ type fakeDriver struct {
 	writes    int
 	deadHosts map[string]bool // Dial fails
 	failKey   int64           // operations on this key fail with 40001 …
-	dropKey   int64           // … and on this one the connection breaks
+	dropKey   int64           // … on this one the connection breaks …
+	hangKey   int64           // … and on this one they hang until cancelled
 	opDelay   time.Duration
 }
 
 func newFakeDriver() *fakeDriver {
-	return &fakeDriver{data: map[int64]string{}, dials: map[string]int{}, deadHosts: map[string]bool{}, failKey: -1, dropKey: -1}
+	return &fakeDriver{data: map[int64]string{}, dials: map[string]int{}, deadHosts: map[string]bool{}, failKey: -1, dropKey: -1, hangKey: -1}
 }
 
 func (d *fakeDriver) Dial(_ context.Context, host string) (benchConn, error) {
@@ -65,6 +66,10 @@ type fakeBenchConn struct {
 func (c *fakeBenchConn) op(ctx context.Context, k int64, write bool, v string) error {
 	if c.broken {
 		return errors.New("conn closed")
+	}
+	if k == c.d.hangKey {
+		<-ctx.Done()
+		return ctx.Err()
 	}
 	if c.d.opDelay > 0 {
 		sleepCtx(ctx, c.d.opDelay)
@@ -371,5 +376,29 @@ func TestRunBenchJSON(t *testing.T) {
 	}
 	if !strings.HasPrefix(errOut.String(), "bench: write workload") {
 		t.Errorf("progress should go to stderr: %q", errOut.String())
+	}
+}
+
+func TestBenchOpTimeout(t *testing.T) {
+	d := newFakeDriver()
+	d.hangKey = 0
+	cfg := baseBench()
+	cfg.Keys = 4
+	cfg.Ops = 200
+	cfg.OpTimeout = 5 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := runBench(ctx, cfg, d, stepClock(time.Millisecond), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ops()+uint64(res.Errors()) != 200 || res.Errors() == 0 {
+		t.Fatalf("ops %d errors %d", res.Ops(), res.Errors())
+	}
+	if !strings.Contains(strings.Join(res.FirstErrors, "|"), "operation timed out after 5ms") {
+		t.Errorf("error samples %q", res.FirstErrors)
+	}
+	if dials := d.dials["127.0.0.1:1"] + d.dials["127.0.0.1:2"]; dials <= cfg.Conns {
+		t.Errorf("%d dials: timed-out connections were not replaced", dials)
 	}
 }

@@ -13,6 +13,8 @@ var (
 	ErrAPI = errors.New("HTTP API error")
 	// ErrBadResponse is a reply that does not follow the agreed format.
 	ErrBadResponse = errors.New("malformed response")
+	// ErrOpTimeout is a bench operation that took longer than --op-timeout.
+	ErrOpTimeout = errors.New("operation timed out")
 	// ErrNotSQLite is a backup or restore file that is not a SQLite database.
 	ErrNotSQLite = errors.New("not a SQLite database file")
 )
