@@ -9,8 +9,9 @@
 //     listener whose connections each get a reader goroutine.
 //   - Mem (NewNetwork, Network.Transport), for tests of the driver and of
 //     whole nodes: in-process, ordered per link, asynchronous, with fault
-//     hooks (Cut one way, CutBoth, Isolate, SetDropRate with a seeded
-//     source, SetDelay, SetLinkDelay, Heal). Messages go through the wire
+//     hooks (Cut one way, CutBoth, Isolate, and seeded per-link
+//     SetDropRate, SetDuplicateRate, SetReorderRate; SetDelay,
+//     SetLinkDelay; Heal). Messages go through the wire
 //     codec, so nodes share no memory.
 //
 // # Wire format (version 1)

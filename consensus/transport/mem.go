@@ -15,7 +15,7 @@ import (
 
 // Network is an in-process network for tests: each node gets a Mem
 // transport from Transport, and the test injects faults — links cut one
-// way or both, a drop probability, delays. Messages travel through the wire
+// way or both, drops, duplicates and reordering (seeded), delays. Messages travel through the wire
 // codec (so nothing is shared between nodes, and the codec is exercised),
 // in order per link, asynchronously: Send never calls another node's
 // Handler on the caller's goroutine.
@@ -24,10 +24,12 @@ type Network struct {
 
 	mu        sync.Mutex
 	seed      uint64
-	rngs      map[[2]string]*rand.Rand
+	links     map[[2]string]*linkFaults
 	listening map[string]*Mem // by address
 	cut       map[[2]string]bool
 	dropRate  float64
+	dupRate   float64
+	reorder   float64
 	delay     time.Duration
 	linkDelay map[[2]string]time.Duration
 }
@@ -47,7 +49,7 @@ func NewNetwork(cfg NetworkConfig) *Network {
 	return &Network{
 		log:       cfg.Logger.With("component", "memnet"),
 		seed:      cfg.Seed,
-		rngs:      map[[2]string]*rand.Rand{},
+		links:     map[[2]string]*linkFaults{},
 		listening: map[string]*Mem{},
 		cut:       map[[2]string]bool{},
 		linkDelay: map[[2]string]time.Duration{},
@@ -112,7 +114,24 @@ func (n *Network) Heal() {
 	defer n.mu.Unlock()
 	clear(n.cut)
 	clear(n.linkDelay)
-	n.dropRate, n.delay = 0, 0
+	n.dropRate, n.dupRate, n.reorder, n.delay = 0, 0, 0, 0
+}
+
+// SetDuplicateRate makes every message be delivered twice with
+// probability p.
+func (n *Network) SetDuplicateRate(p float64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.dupRate = p
+}
+
+// SetReorderRate makes every message be held back, with probability p,
+// and delivered after the messages of the next Send on its link (so it
+// arrives out of order; it waits until there is such a Send).
+func (n *Network) SetReorderRate(p float64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.reorder = p
 }
 
 // SetDropRate makes every message be dropped with probability p.
@@ -136,10 +155,16 @@ func (n *Network) SetLinkDelay(from, to string, d time.Duration) {
 	n.linkDelay[[2]string{from, to}] = d
 }
 
-// filter applies the cuts and the drop rate to msgs sent from → to, at
-// Send time. Each link draws from its own source seeded by the network's
-// seed and the link's ends, so a link's drops depend only on the seed and
-// the order of Sends on that link.
+// linkFaults is the fault state of one directed link.
+type linkFaults struct {
+	rng  *rand.Rand
+	held []consensus.Message // held back for reordering
+}
+
+// filter applies the cuts, drops, duplicates and reordering to msgs sent
+// from → to, at Send time. Each link draws from its own source seeded by
+// the network's seed and the link's ends, so a link's faults depend only on
+// the seed and the sequence of Sends on that link.
 func (n *Network) filter(from, to string, msgs []consensus.Message) []consensus.Message {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -147,25 +172,35 @@ func (n *Network) filter(from, to string, msgs []consensus.Message) []consensus.
 	if n.cut[link] {
 		return nil
 	}
-	if n.dropRate <= 0 {
+	lf := n.links[link]
+	if n.dropRate <= 0 && n.dupRate <= 0 && n.reorder <= 0 && (lf == nil || len(lf.held) == 0) {
 		return msgs
 	}
-	rng := n.rngs[link]
-	if rng == nil {
+	if lf == nil {
 		h := fnv.New64a()
 		h.Write([]byte(from))
 		h.Write([]byte{0})
 		h.Write([]byte(to))
-		rng = rand.New(rand.NewPCG(n.seed, h.Sum64()))
-		n.rngs[link] = rng
+		lf = &linkFaults{rng: rand.New(rand.NewPCG(n.seed, h.Sum64()))}
+		n.links[link] = lf
 	}
+	held := lf.held
+	lf.held = nil
 	var kept []consensus.Message
 	for _, m := range msgs {
-		if rng.Float64() >= n.dropRate {
+		if n.dropRate > 0 && lf.rng.Float64() < n.dropRate {
+			continue
+		}
+		if n.reorder > 0 && lf.rng.Float64() < n.reorder {
+			lf.held = append(lf.held, m)
+			continue
+		}
+		kept = append(kept, m)
+		if n.dupRate > 0 && lf.rng.Float64() < n.dupRate {
 			kept = append(kept, m)
 		}
 	}
-	return kept
+	return append(kept, held...)
 }
 
 // route returns the transport listening at addr (nil if none) and the

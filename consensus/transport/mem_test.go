@@ -114,3 +114,45 @@ func TestMemAddrInUse(t *testing.T) {
 		t.Fatal("two transports listen on one address")
 	}
 }
+
+func TestMemDuplicatesAndReordering(t *testing.T) {
+	n := NewNetwork(NetworkConfig{Seed: 3})
+	a, b := memPair(t, n)
+	n.SetDuplicateRate(0.3)
+	n.SetReorderRate(0.3)
+	for i := range 100 {
+		a.tr.Send([]consensus.Message{testMsg("a", "b", i)})
+	}
+	n.Heal()
+	a.tr.Send([]consensus.Message{testMsg("a", "b", 1000)}) // flushes what is held back
+	waitFor(t, "marker", func() bool {
+		for _, m := range b.h.received() {
+			if m.Index == 1000 {
+				return true
+			}
+		}
+		return false
+	})
+	seen := map[uint64]int{}
+	reordered := false
+	var prev uint64
+	for i, m := range b.h.received() {
+		seen[m.Index]++
+		if i > 0 && m.Index < prev {
+			reordered = true
+		}
+		prev = m.Index
+	}
+	dups := 0
+	for i := range uint64(100) {
+		if seen[i] == 0 {
+			t.Fatalf("message %d lost without a drop rate", i)
+		}
+		if seen[i] > 1 {
+			dups++
+		}
+	}
+	if dups == 0 || !reordered {
+		t.Fatalf("duplicates %d, reordered %v; want both", dups, reordered)
+	}
+}
