@@ -161,6 +161,14 @@ func (f *FSM) openConns() error {
 		w.close()
 		return fmt.Errorf("fsm: %s: %w", f.path, err)
 	}
+	// changes() in a statement reports the connection's last INSERT,
+	// UPDATE or DELETE. Every entry ends with setApplied (two rows), so
+	// the next entry starts with changes() = 2; make a fresh connection
+	// start the same way, or a node that restarted would differ.
+	if err := w.exec("UPDATE _raftsql_meta SET value = value WHERE key IN ('applied_index', 'applied_term')"); err != nil {
+		w.close()
+		return fmt.Errorf("fsm: %s: %w", f.path, err)
+	}
 	if err := w.enableBudget(f.maxSteps); err != nil {
 		w.close()
 		return err
@@ -259,13 +267,15 @@ func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
 	}
 }
 
-// Apply applies committed entries in log order, all in one SQLite
-// transaction together with the new applied index. Entries at or below
-// the applied index are skipped (a replay after a crash); the first new
-// entry must be the next index (ErrIndexGap otherwise). A failing
-// statement is a result, never an error; an error (wrapping
-// ErrApplyFailed) means SQLite itself failed and nothing of the batch was
-// applied.
+// Apply applies committed entries in log order, in one SQLite transaction
+// together with the new applied index (a restore entry, or a statement
+// that makes SQLite abort the transaction, splits the batch; see doc.go).
+// Entries at or below the applied index are skipped (a replay after a
+// crash); the first new entry must be the next index (ErrIndexGap
+// otherwise). A failing statement is a result, never an error; an error
+// (wrapping ErrApplyFailed) means SQLite itself failed and the entries
+// from the failed transaction on are not applied (AppliedIndex tells
+// where it stopped): the node must not go on.
 func (f *FSM) Apply(ctx context.Context, entries []consensus.Entry) error {
 	if err := ctx.Err(); err != nil {
 		return err

@@ -813,3 +813,28 @@ func TestStatementCache(t *testing.T) {
 		t.Fatalf("rows = %d", n)
 	}
 }
+
+// TestConnectionStateFunctions: changes() and last_insert_rowid() give the
+// same values on a node that restarts between entries as on one that does
+// not.
+func TestConnectionStateFunctions(t *testing.T) {
+	es := []consensus.Entry{ent(1, cmd(1, 1, st("CREATE TABLE t(id INTEGER PRIMARY KEY, c INTEGER, l INTEGER)")))}
+	for i := uint64(2); i <= 8; i++ {
+		es = append(es, ent(i, cmd(1, i,
+			st("INSERT INTO t(c, l) VALUES (changes(), last_insert_rowid())"),
+			st("INSERT INTO t(c, l) VALUES (changes(), last_insert_rowid())"))))
+	}
+	a := openT(t, t.TempDir())
+	mustApply(t, a, es...)
+	dir := t.TempDir()
+	for _, e := range es {
+		b, err := Open(context.Background(), dir, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustApply(t, b, e)
+		b.Close()
+	}
+	b := openT(t, dir)
+	assertSameDB(t, a, b)
+}
