@@ -669,3 +669,25 @@ func TestLease_6_4_1_RestartedFollowerHonoursLease(t *testing.T) {
 		t.Fatalf("n3 not elected after the quiet period: %+v", nw.node("n3").rn.Status())
 	}
 }
+
+// §6.4.1 with §3.10: once MsgTimeoutNow went out, a late copy can still
+// force an election in this term, so the lease never comes back in it,
+// even after the transfer is abandoned.
+func TestLease_6_4_1_NoLeaseAfterTimeoutNowInTerm(t *testing.T) {
+	nw := newTestNet(t, 3, withCheckQuorum)
+	nw.campaign("n1")
+	nw.tickAll(1)
+	n := nw.node("n1")
+	nw.filter = func(m *Message) bool { return m.Type != MsgTimeoutNow } // "delayed"
+	n.rn.TransferLeadership("n2")
+	nw.stabilize()
+	for range 2 * n.rn.r.electionTimeout {
+		nw.tickAll(1)
+	}
+	if n.rn.r.role != RoleLeader || n.rn.Status().LeadTransferee != "" {
+		t.Fatalf("setup: %+v", n.rn.Status())
+	}
+	if _, ok := n.rn.LeaseStartTick(); ok {
+		t.Fatal("lease after a MsgTimeoutNow was sent in this term")
+	}
+}

@@ -94,6 +94,8 @@ type raft struct {
 	leaseRound   uint64 // newest round acked by a quorum this term
 	leaseTick    uint64
 	hasLease     bool
+	// timeoutNowSent: a MsgTimeoutNow went out in this term (no lease).
+	timeoutNowSent bool
 
 	tick    uint64 // ticks since creation
 	snapKey SnapshotMeta
@@ -373,6 +375,7 @@ func (r *raft) reset(term uint64) {
 	r.readQueue = nil
 	r.hasLease = false
 	r.leaseRound = 0
+	r.timeoutNowSent = false
 }
 
 func (r *raft) becomeFollower(term uint64, lead string) {
@@ -469,8 +472,8 @@ func (r *raft) tickHeartbeat() {
 		if r.leadTransferee != "" {
 			r.logger.Info("leadership transfer timed out", "to", r.leadTransferee)
 			r.leadTransferee = ""
-			// The target may still campaign with a forced vote: only
-			// rounds sent from now on may renew the lease.
+			// Only rounds sent from now on may renew the lease (and none
+			// in this term if MsgTimeoutNow went out).
 			r.termRound = r.readRound + 1
 		}
 	}
@@ -802,6 +805,10 @@ func (r *raft) nextFromHint(m Message) uint64 {
 
 func (r *raft) sendTimeoutNow(to string) {
 	r.send(Message{Type: MsgTimeoutNow, To: to})
+	// The target may campaign with a forced vote whenever the message
+	// arrives, however late, as long as the term is still ours: no lease
+	// for the rest of this term.
+	r.timeoutNowSent = true
 }
 
 func (r *raft) handleTransfer(target string) {
@@ -1067,7 +1074,7 @@ func (r *raft) advanceLease() {
 }
 
 func (r *raft) leaseStart() (uint64, bool) {
-	if r.role != RoleLeader || !r.checkQuorum || r.leadTransferee != "" {
+	if r.role != RoleLeader || !r.checkQuorum || r.leadTransferee != "" || r.timeoutNowSent {
 		return 0, false
 	}
 	if r.isSingleVoter() {

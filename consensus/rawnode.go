@@ -280,8 +280,12 @@ func (rn *RawNode) Compact(meta SnapshotMeta) {
 // the newest heartbeat round acknowledged by a quorum was sent. The driver
 // maps that tick to its monotonic time to decide whether the lease holds.
 // ok is false when not leader, CheckQuorum is off, or a leadership
-// transfer is in progress. Ticks are counted from the RawNode's creation
-// (the first Tick is tick 1).
+// transfer is in progress (and for the rest of the term once a
+// MsgTimeoutNow was sent: a late one still forces an election). Ticks are
+// counted from the RawNode's creation (the first Tick is tick 1).
+//
+// The driver's lease lasts from that tick for the SMALLEST election timeout
+// of any voter (timeouts may differ per node) minus a clock-drift bound.
 func (rn *RawNode) LeaseStartTick() (tick uint64, ok bool) { return rn.r.leaseStart() }
 
 // CurrentTick returns the number of Ticks since the RawNode was created

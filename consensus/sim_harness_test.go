@@ -33,6 +33,10 @@ type simParams struct {
 	preVote     bool
 	checkQuorum bool
 	slowNode    bool // n1 has twice the election timeout (a far region)
+	// leaseCheck: nodes tick together (no clock drift) and the checker
+	// verifies that no leader of a newer term exists while a leader
+	// holds a lease (lease = minimum election timeout - 1 tick).
+	leaseCheck bool
 }
 
 func randomParams(rng *rand.Rand, steps int) simParams {
@@ -55,6 +59,10 @@ func randomParams(rng *rand.Rand, steps int) simParams {
 		preVote:     rng.IntN(4) != 0,
 		checkQuorum: rng.IntN(4) != 0,
 		slowNode:    rng.IntN(3) == 0,
+		leaseCheck:  rng.IntN(3) == 0,
+	}
+	if p.leaseCheck {
+		p.checkQuorum = true
 	}
 	return p
 }
@@ -400,6 +408,29 @@ func (s *sim) check() {
 		s.checkLog(n)
 		s.checkCommit(n)
 	}
+	if s.p.leaseCheck {
+		s.checkLeases()
+	}
+}
+
+// simMinElectionTick is the smallest ElectionTick of any node: a lease may
+// last no longer than that (minus the drift bound, here one tick).
+const simMinElectionTick = 8
+
+// checkLeases: while a leader's lease holds, no newer leader exists.
+func (s *sim) checkLeases() {
+	for _, l := range s.up() {
+		start, ok := l.rn.LeaseStartTick()
+		if !ok || l.rn.CurrentTick()+1 >= start+simMinElectionTick {
+			continue
+		}
+		for _, o := range s.up() {
+			if o != l && o.rn.r.role == RoleLeader && o.rn.r.term > l.rn.r.term {
+				s.fail("lease: %s (term %d) holds a lease from tick %d at tick %d while %s leads term %d",
+					l.id, l.rn.r.term, start, l.rn.CurrentTick(), o.id, o.rn.r.term)
+			}
+		}
+	}
 }
 
 // checkLog recomputes the prefix hashes of n's changed log suffix; two
@@ -563,9 +594,7 @@ func (s *sim) randomStep() {
 		y := s.rng.IntN(100)
 		switch {
 		case y < 20:
-			if n := s.pick(s.up()); n != nil {
-				n.rn.Tick()
-			}
+			s.tick()
 		case y < 60:
 			var ready []*simNode
 			for _, n := range s.up() {
@@ -580,10 +609,26 @@ func (s *sim) randomStep() {
 			s.deliverOne()
 		default:
 			if !s.deliverOne() {
-				if n := s.pick(s.up()); n != nil {
-					n.rn.Tick()
-				}
+				s.tick()
 			}
+		}
+	}
+}
+
+// tick advances time: one random node, or (lease checking) every node
+// together, as often per node.
+func (s *sim) tick() {
+	up := s.up()
+	if len(up) == 0 {
+		return
+	}
+	if !s.p.leaseCheck {
+		s.pick(up).rn.Tick()
+		return
+	}
+	if s.rng.IntN(len(s.nodes)) == 0 {
+		for _, n := range up {
+			n.rn.Tick()
 		}
 	}
 }
