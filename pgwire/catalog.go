@@ -717,3 +717,92 @@ func pgColumnName(col fsm.Column, stmtText string) string {
 	}
 	return "?column?"
 }
+
+// ---------------------------------------------------------------------------
+// Catalog views rewritten into SQLite subqueries.
+//
+// Drivers and ORMs ask information_schema.tables/columns/schemata and
+// pg_catalog.pg_tables with their own WHERE and ORDER BY. Those views are
+// replaced in the query text by subqueries over sqlite_master and
+// pragma_table_info, and the query then runs through the Engine like any
+// read, so its filters and joins are SQLite's.
+
+func catalogTypeCase(expr string) string {
+	key := "rtrim(lower(CASE WHEN instr(" + expr + ", '(') > 0 THEN substr(" + expr + ", 1, instr(" + expr + ", '(') - 1) ELSE " + expr + " END))"
+	var b strings.Builder
+	b.WriteString("CASE " + key)
+	for _, d := range []string{"bool", "boolean", "bytea", "blob", "int8", "bigint", "bigserial", "int2", "smallint", "int", "integer",
+		"int4", "serial", "text", "json", "jsonb", "float4", "real", "double", "double precision", "float8", "float", "varchar",
+		"character varying", "char", "character", "date", "time", "timestamp", "datetime", "timestamptz",
+		"timestamp with time zone", "numeric", "decimal", "uuid"} {
+		oid, _ := declTypeOID(d)
+		fmt.Fprintf(&b, " WHEN '%s' THEN '%s'", d, typeName(oid))
+	}
+	b.WriteString(" ELSE lower(" + expr + ") END")
+	return b.String()
+}
+
+func (c *conn) catalogViews() map[string]string {
+	db := strings.ReplaceAll(c.database, "'", "''")
+	user := strings.ReplaceAll(c.user, "'", "''")
+	userTables := `FROM sqlite_master m WHERE m.type IN ('table','view') AND m.name NOT LIKE 'sqlite\_%' ESCAPE '\' AND m.name NOT LIKE '\_raftsql%' ESCAPE '\'`
+	return map[string]string{
+		"information_schema.tables": `(SELECT '` + db + `' AS table_catalog, 'public' AS table_schema, m.name AS table_name, ` +
+			`CASE m.type WHEN 'view' THEN 'VIEW' ELSE 'BASE TABLE' END AS table_type, NULL AS self_referencing_column_name, ` +
+			`NULL AS reference_generation, NULL AS user_defined_type_catalog, NULL AS user_defined_type_schema, NULL AS user_defined_type_name, ` +
+			`'YES' AS is_insertable_into, 'NO' AS is_typed, NULL AS commit_action ` + userTables + `)`,
+		"information_schema.columns": `(SELECT '` + db + `' AS table_catalog, 'public' AS table_schema, m.name AS table_name, p.name AS column_name, ` +
+			`p.cid + 1 AS ordinal_position, p.dflt_value AS column_default, CASE WHEN p."notnull" OR p.pk > 0 THEN 'NO' ELSE 'YES' END AS is_nullable, ` +
+			catalogTypeCase("p.type") + ` AS data_type, NULL AS character_maximum_length, NULL AS numeric_precision, NULL AS numeric_scale, ` +
+			catalogTypeCase("p.type") + ` AS udt_name, 'NO' AS is_identity, 'NEVER' AS is_generated, 'YES' AS is_updatable ` +
+			`FROM sqlite_master m, pragma_table_info(m.name) p WHERE m.type IN ('table','view') AND m.name NOT LIKE 'sqlite\_%' ESCAPE '\' AND m.name NOT LIKE '\_raftsql%' ESCAPE '\')`,
+		"information_schema.schemata": `(SELECT '` + db + `' AS catalog_name, 'public' AS schema_name, '` + user + `' AS schema_owner ` +
+			`UNION ALL SELECT '` + db + `', 'information_schema', '` + user + `' UNION ALL SELECT '` + db + `', 'pg_catalog', '` + user + `')`,
+		"pg_catalog.pg_tables": `(SELECT 'public' AS schemaname, m.name AS tablename, '` + user + `' AS tableowner, NULL AS tablespace, ` +
+			`EXISTS (SELECT 1 FROM sqlite_master i WHERE i.type = 'index' AND i.tbl_name = m.name) AS hasindexes, 0 AS hasrules, 0 AS hastriggers, 0 AS rowsecurity ` +
+			`FROM sqlite_master m WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\_%' ESCAPE '\' AND m.name NOT LIKE '\_raftsql%' ESCAPE '\')`,
+	}
+}
+
+// rewriteCatalogViews replaces the catalog views of text by subqueries;
+// ok is false when text uses any catalog object it cannot replace.
+func (c *conn) rewriteCatalogViews(text string) (string, bool) {
+	toks, err := sqltext.Lex(text)
+	if err != nil {
+		return "", false
+	}
+	views := c.catalogViews()
+	var out strings.Builder
+	replaced := false
+	for i := 0; i < len(toks); i++ {
+		t := toks[i]
+		if t.Kind == sqltext.TokIdent {
+			name := strings.ToLower(t.Text)
+			schema := ""
+			j := i
+			if (name == "information_schema" || name == "pg_catalog") && i+2 < len(toks) && toks[i+1].Text == "." && toks[i+2].Kind == sqltext.TokIdent {
+				schema, name, j = name, strings.ToLower(toks[i+2].Text), i+2
+			}
+			key := schema + "." + name
+			if schema == "" && name == "pg_tables" {
+				key = "pg_catalog.pg_tables"
+			}
+			if sub, ok := views[key]; ok {
+				out.WriteString(sub)
+				i = j
+				replaced = true
+				continue
+			}
+			if schema != "" {
+				return "", false
+			}
+			for _, w := range catalogWords {
+				if name == w {
+					return "", false
+				}
+			}
+		}
+		out.WriteString(t.Text)
+	}
+	return out.String(), replaced
+}

@@ -431,11 +431,16 @@ func (c *conn) prepare(ctx context.Context, name, query string, st sqltext.State
 	case sqltext.KindEmpty:
 		ps.local = true
 	case sqltext.KindRead, sqltext.KindWrite:
-		if st.Kind == sqltext.KindRead && isLocalQuery(st.Text) {
-			ps.local = true
-			break
+		text := st.Text
+		if st.Kind == sqltext.KindRead && isLocalQuery(text) {
+			rewritten, ok := c.rewriteCatalogViews(text)
+			if !ok {
+				ps.local = true
+				break
+			}
+			text = rewritten // catalog views as subqueries: an ordinary read
 		}
-		sql, err := sqltext.Translate(st.Text)
+		sql, err := sqltext.Translate(text)
 		if err != nil {
 			return nil, err
 		}
@@ -456,6 +461,11 @@ func (c *conn) prepare(ctx context.Context, name, query string, st sqltext.State
 		ps.local = true
 	}
 	n := ps.desc.NumParams
+	if ps.local {
+		for _, t := range significant(st.Text) {
+			n = max(n, paramIndex(t)+1)
+		}
+	}
 	if len(paramOIDs) > n {
 		n = len(paramOIDs)
 	}

@@ -144,3 +144,48 @@ func TestTLS(t *testing.T) {
 	}
 	_ = pgproto3.SSLRequest{}
 }
+
+// TestInformationSchema: catalog views that drivers and ORMs query, with
+// their own filters, in both protocols.
+func TestInformationSchema(t *testing.T) {
+	s := startServer(t, nil)
+	c := connect(t, s, "")
+	ctx := ctxT(t)
+	if _, err := c.Exec(ctx, "create table people (id integer primary key, name varchar(40) not null, born date)"); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := c.QueryRow(ctx, "select count(*) from information_schema.tables where table_schema = 'public' and table_name = $1", "people").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("tables: %d %v", n, err)
+	}
+	rows, err := c.Query(ctx, "select column_name, data_type, is_nullable from information_schema.columns where table_name = $1 order by ordinal_position", "people")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for rows.Next() {
+		var col, typ, null string
+		if err := rows.Scan(&col, &typ, &null); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, col+" "+typ+" "+null)
+	}
+	if strings.Join(got, ", ") != "id integer NO, name character varying NO, born date YES" {
+		t.Fatalf("columns: %v (%v)", got, rows.Err())
+	}
+	var tn string
+	if err := c.QueryRow(ctx, "select tablename from pg_tables where schemaname = 'public'", pgx.QueryExecModeSimpleProtocol).Scan(&tn); err != nil || tn != "people" {
+		t.Fatalf("pg_tables: %q %v", tn, err)
+	}
+	// An unsupported catalog query gets zero rows, not an error.
+	rows, err = c.Query(ctx, "select t.typname, t.oid from pg_catalog.pg_type t where t.typname = $1", "hstore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows.Next() {
+		t.Fatalf("rows from pg_type")
+	}
+	if rows.Close(); rows.Err() != nil {
+		t.Fatal(rows.Err())
+	}
+}
