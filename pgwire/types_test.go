@@ -32,19 +32,19 @@ func TestPgxTypes(t *testing.T) {
 			t.Fatalf("%s: insert: %v", mode, err)
 		}
 		var (
-			i2          int16
-			i8          int64
-			f4          float32
-			b           bool
-			gts, gtsn   time.Time
-			gd          time.Time
-			gu          [16]byte
-			j, jb       map[string]any
-			num         float64
-			vc          string
-			by          []byte
-			nullI       *int64
-			nullS       *string
+			i2        int16
+			i8        int64
+			f4        float32
+			b         bool
+			gts, gtsn time.Time
+			gd        time.Time
+			gu        [16]byte
+			j, jb     map[string]any
+			num       float64
+			vc        string
+			by        []byte
+			nullI     *int64
+			nullS     *string
 		)
 		err = c.QueryRow(ctx, `select i2, i8, f4, b, ts, tsn, d, u, j, jb, num, vc, by, null, null from ty where id = $1`, 1).
 			Scan(&i2, &i8, &f4, &b, &gts, &gtsn, &gd, &gu, &j, &jb, &num, &vc, &by, &nullI, &nullS)
