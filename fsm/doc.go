@@ -92,9 +92,21 @@
 // The proposer makes the SQL text deterministic (package sqltext). The fsm
 // keeps the rest deterministic: the same entries give byte-identical
 // database files however they are batched (the meta row is updated per
-// entry), stored results do not depend on connection history
-// (RowsAffected/LastInsertID are set only when the statement changed
-// rows), and session expiry uses the entries' clock.
+// entry), stored results and the connection-state functions do not
+// depend on connection history (RowsAffected/LastInsertID are set only
+// when the statement changed rows; last_insert_rowid() starts at 0 in
+// every statement and changes() at 2 in every entry, restart or not), and
+// session expiry uses the entries' clock. SQLite keeps two header fields
+// per file (the change counter and version-valid-for number, offsets 24
+// and 92), which in WAL mode depend on when checkpoints ran; Checksum
+// leaves them out and covers every other byte.
+//
+// # Prepared statements
+//
+// Each connection keeps an LRU of prepared statements by SQL text
+// (stmtCacheSize) plus the applier's own statements. A cached statement
+// whose schema changed is re-prepared by SQLite at its first step, so a
+// Result's columns are read after that step.
 //
 // # Why not database/sql
 //
