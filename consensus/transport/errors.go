@@ -14,8 +14,6 @@ var (
 	ErrFrameTooLarge = errors.New("transport: frame too large")
 	// ErrClosed: the transport was closed.
 	ErrClosed = errors.New("transport: closed")
-	// ErrNotStarted: an operation that needs Start was called before it.
-	ErrNotStarted = errors.New("transport: not started")
 	// ErrInvalidConfig: New was given an unusable configuration.
 	ErrInvalidConfig = errors.New("transport: invalid configuration")
 	// ErrAddrInUse: the in-process network already has a transport
