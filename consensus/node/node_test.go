@@ -430,15 +430,36 @@ func TestTickClock(t *testing.T) {
 }
 
 // All callers queued in one iteration share one core request; answers
-// reach every one of them; unanswered requests are asked again.
+// reach every one of them; an unanswered batch is asked again without
+// forgetting its first request, and either answer serves it.
 func TestReadBatcher(t *testing.T) {
+	newReqs := func(n int) []*readReq {
+		rs := make([]*readReq, n)
+		for i := range rs {
+			rs[i] = &readReq{ctx: context.Background(), resc: make(chan uint64, 1)}
+		}
+		return rs
+	}
+	expect := func(rs []*readReq, want uint64) {
+		t.Helper()
+		for i, r := range rs {
+			select {
+			case idx := <-r.resc:
+				if idx != want {
+					t.Fatalf("req %d got %d, want %d", i, idx, want)
+				}
+			default:
+				t.Fatalf("req %d not answered", i)
+			}
+		}
+	}
 	b := newReadBatcher([8]byte{1})
 	var asked [][]byte
 	ask := func(rctx []byte) { asked = append(asked, rctx) }
-	reqs := make([]*readReq, 5)
-	for i := range reqs {
-		reqs[i] = &readReq{ctx: context.Background(), resc: make(chan uint64, 1)}
-		b.add(reqs[i])
+
+	first := newReqs(5)
+	for _, r := range first {
+		b.add(r)
 	}
 	canceled, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -449,28 +470,59 @@ func TestReadBatcher(t *testing.T) {
 		t.Fatalf("%d core requests, want 1", len(asked))
 	}
 	b.retryStale(12, 4) // not stale yet
-	if len(b.pending) != 1 || len(b.pending[string(asked[0])].waiters) != 5 {
-		t.Fatalf("pending %v", b.pending)
+	b.issue(ask, 12)
+	if len(asked) != 1 {
+		t.Fatalf("retried too early: %d requests", len(asked))
 	}
 	b.retryStale(14, 4)
+	b.retryStale(14, 4) // queued once only
 	b.issue(ask, 14)
 	if len(asked) != 2 || string(asked[0]) == string(asked[1]) {
 		t.Fatalf("retry: asked %x", asked)
 	}
-	b.answer([]consensus.ReadState{{Index: 7, RequestCtx: asked[0]}}) // stale answer: ignored
-	b.answer([]consensus.ReadState{{Index: 9, RequestCtx: asked[1]}})
-	for i, r := range reqs {
-		select {
-		case idx := <-r.resc:
-			if idx != 9 {
-				t.Fatalf("req %d got %d", i, idx)
-			}
-		default:
-			t.Fatalf("req %d not answered", i)
-		}
+	// The first request's answer arrives late: it still serves the batch,
+	// and the retry's answer is then ignored.
+	if n := b.answer([]consensus.ReadState{{Index: 7, RequestCtx: asked[0]}}); n != 5 {
+		t.Fatalf("woke %d", n)
 	}
-	if len(b.pending) != 0 {
-		t.Fatalf("pending left: %v", b.pending)
+	expect(first, 7)
+	if n := b.answer([]consensus.ReadState{{Index: 9, RequestCtx: asked[1]}}); n != 0 {
+		t.Fatalf("second answer woke %d", n)
+	}
+
+	// A leader change asks again at once; the newest answer serves.
+	second := newReqs(3)
+	for _, r := range second {
+		b.add(r)
+	}
+	b.issue(ask, 20)
+	b.reissueAll()
+	b.issue(ask, 20)
+	if len(asked) != 4 {
+		t.Fatalf("%d requests after a leader change, want 4", len(asked))
+	}
+	b.answer([]consensus.ReadState{{Index: 11, RequestCtx: asked[3]}})
+	expect(second, 11)
+
+	// Old requests of a batch retried many times are forgotten.
+	third := newReqs(1)
+	b.add(third[0])
+	b.issue(ask, 30)
+	for i := range uint64(maxKeysPerBatch + 2) {
+		b.retryStale(40+10*i, 4)
+		b.issue(ask, 40+10*i)
+	}
+	if len(b.pending) != maxKeysPerBatch {
+		t.Fatalf("%d outstanding requests for one batch, want %d", len(b.pending), maxKeysPerBatch)
+	}
+	b.answer([]consensus.ReadState{{Index: 1, RequestCtx: asked[4]}}) // forgotten
+	if len(third[0].resc) != 0 {
+		t.Fatal("answer to a forgotten request was taken")
+	}
+	b.answer([]consensus.ReadState{{Index: 12, RequestCtx: asked[len(asked)-1]}})
+	expect(third, 12)
+	if len(b.pending) != 0 || len(b.retry) != 0 {
+		t.Fatalf("left over: pending %v retry %v", b.pending, b.retry)
 	}
 }
 
@@ -509,6 +561,12 @@ func TestSlowDiskNoElection(t *testing.T) {
 		want = append(want, v)
 		propose(t, l, v)
 		eventually(t, "leader applies "+v, func() bool { return c.fsms[l.ID()].has(v) })
+		// A read-index round can now take longer than the read retry
+		// interval; reads must still complete.
+		f := c.followers(l)[i%2]
+		if idx, err := f.ReadIndex(ctxT(t)); err != nil || idx < l.AppliedIndex() {
+			t.Fatalf("ReadIndex on %s during slow disk: %d, %v (leader applied %d)", f.ID(), idx, err, l.AppliedIndex())
+		}
 	}
 	stall.Store(0)
 	c.waitValues(want)
