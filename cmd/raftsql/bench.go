@@ -260,8 +260,19 @@ func runBench(ctx context.Context, cfg benchConfig, driver benchDriver, now func
 	b.budget.Store(cfg.Ops)
 	value := strings.Repeat("x", cfg.ValueSize)
 	fill := cfg.Workload != "write"
-	if err := driver.Setup(ctx, cfg.Hosts[0], cfg.Keys, value, fill); err != nil {
-		return nil, fmt.Errorf("bench setup on %s: %w", cfg.Hosts[0], err)
+	// The table is made through the first host that answers.
+	var setupErr error
+	for _, h := range cfg.Hosts {
+		if setupErr = driver.Setup(ctx, h, cfg.Keys, value, fill); setupErr == nil {
+			break
+		}
+		setupErr = fmt.Errorf("bench setup on %s: %w", h, setupErr)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if setupErr != nil {
+		return nil, setupErr
 	}
 	fmt.Fprintf(out, "bench: %s workload, %d connections over %s, %d keys, %d-byte values", cfg.Workload, cfg.Conns, strings.Join(cfg.Hosts, ","), cfg.Keys, cfg.ValueSize)
 	if cfg.ReadConsistency != "" {

@@ -24,10 +24,11 @@ type fakeDriver struct {
 	filled    bool
 	reads     int
 	writes    int
-	deadHosts map[string]bool // Dial fails
-	failKey   int64           // operations on this key fail with 40001 …
-	dropKey   int64           // … on this one the connection breaks …
-	hangKey   int64           // … and on this one they hang until cancelled
+	deadHosts map[string]bool // Dial fails, and Setup unless setupOK
+	setupOK   bool
+	failKey   int64 // operations on this key fail with 40001 …
+	dropKey   int64 // … on this one the connection breaks …
+	hangKey   int64 // … and on this one they hang until cancelled
 	opDelay   time.Duration
 }
 
@@ -49,6 +50,9 @@ func (d *fakeDriver) Setup(_ context.Context, host string, keys int, value strin
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.setups = append(d.setups, host)
+	if d.deadHosts[host] && !d.setupOK {
+		return fmt.Errorf("dial tcp %s: connection refused", host)
+	}
 	d.filled = fill
 	if fill {
 		for k := range keys {
@@ -200,6 +204,12 @@ func TestBenchDeadHostIsBounded(t *testing.T) {
 	d.deadHosts["127.0.0.1:2"] = true
 	cfg := baseBench()
 	cfg.Hosts = []string{"127.0.0.1:2"}
+	if _, err := runBench(context.Background(), cfg, d, stepClock(time.Millisecond), io.Discard); err == nil || !strings.Contains(err.Error(), "bench setup on 127.0.0.1:2") {
+		t.Fatalf("no host answers the setup: err %v", err)
+	}
+	d = newFakeDriver()
+	d.deadHosts["127.0.0.1:2"] = true
+	d.setupOK = true // the node dies after the setup
 	cfg.Ops = 6
 	res, err := runBench(context.Background(), cfg, d, stepClock(time.Millisecond), io.Discard)
 	if err != nil {
@@ -212,16 +222,21 @@ func TestBenchDeadHostIsBounded(t *testing.T) {
 	}
 
 	// With a live node in the list, the connections of the dead one move
-	// there: every operation of the budget succeeds.
+	// there: every operation of the budget succeeds. Setup goes past the
+	// dead first host too.
 	d = newFakeDriver()
 	d.deadHosts["127.0.0.1:2"] = true
 	cfg = baseBench()
+	cfg.Hosts = []string{"127.0.0.1:2", "127.0.0.1:1"}
 	res, err = runBench(context.Background(), cfg, d, stepClock(time.Millisecond), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Ops() != 1000 || res.DialErrors != 2 || d.dials["127.0.0.1:2"] != 2 {
 		t.Errorf("failover: ops %d dial errors %d dials %v", res.Ops(), res.DialErrors, d.dials)
+	}
+	if strings.Join(d.setups, ",") != "127.0.0.1:2,127.0.0.1:1" {
+		t.Errorf("setups %v", d.setups)
 	}
 	if len(res.FirstErrors) != 1 || strings.Contains(res.FirstErrors[0], "\n") {
 		t.Errorf("error samples %q: want one, on one line", res.FirstErrors)
