@@ -22,6 +22,7 @@ func TestCommandRoundTrip(t *testing.T) {
 			{SQL: ""},
 			{SQL: "SELECT 1", Args: []any{[]byte{}}},
 		}}, Command{}},
+		{"restore", Command{SessionID: 9, Seq: 8, UnixMicro: 7, Restore: []byte{1, 2, 3}}, Command{}},
 		{"normalized", Command{Stmts: []Statement{{SQL: "x", Args: []any{1, int32(-2), uint16(3), true, false, float32(0.5), []byte(nil)}}}},
 			Command{Stmts: []Statement{{SQL: "x", Args: []any{int64(1), int64(-2), int64(3), int64(1), int64(0), 0.5, nil}}}}},
 	}
@@ -109,6 +110,7 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Add(EncodeCommand(Command{Stmts: []Statement{{SQL: "x", Args: []any{nil, 1.5, []byte{1}}}}}))
 	f.Add([]byte{})
 	f.Add([]byte{1, 0, 0, 0, 0})
+	f.Add(EncodeCommand(Command{SessionID: 5, Seq: 6, Restore: []byte("SQLite format 3\x00")}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := DecodeCommand(b)
 		if err != nil {
