@@ -324,8 +324,9 @@ func (c *conn) handle(ctx context.Context, msg pgproto3.FrontendMessage) bool {
 		c.runPending(ctx)
 		return c.be.Flush() == nil
 	case *pgproto3.Terminate:
-		c.runPending(ctx)
-		_ = c.be.Flush()
+		// Work queued without a Sync was never committed: drop it, as
+		// PostgreSQL aborts an implicit transaction on Terminate.
+		c.unit, c.unitWrite, c.out = nil, false, nil
 		return false
 	case *pgproto3.CopyData, *pgproto3.CopyDone, *pgproto3.CopyFail:
 		// Ignored outside COPY, as PostgreSQL does.

@@ -297,6 +297,12 @@ func TestStdlib(t *testing.T) {
 	if err := db.QueryRowContext(ctx, "select count(*) from t").Scan(&cnt); err != nil || cnt != 1 {
 		t.Fatalf("%d %v", cnt, err)
 	}
+	// Expression columns of unknown type (OID 0 before execution).
+	var mx string
+	var next int64
+	if err := db.QueryRowContext(ctx, "select coalesce(max(name), ''), max(id) + 1 from t where id > $1", 0).Scan(&mx, &next); err != nil || mx != "x" || next != 2 {
+		t.Fatalf("expressions: %q %d %v", mx, next, err)
+	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -223,6 +223,27 @@ func TestWireBatchError(t *testing.T) {
 	expect(t, w.until("ReadyForQuery"), "RowDescription:count/20/0", "DataRow:31", "CommandComplete:SELECT 1", "ReadyForQuery:I")
 }
 
+// TestWireTerminateWithoutSync: writes queued without a Sync are not
+// committed when the client terminates.
+func TestWireTerminateWithoutSync(t *testing.T) {
+	s := startServer(t, nil)
+	w := dialWire(t, s)
+	w.send(&pgproto3.Query{String: "create table t (a integer)"})
+	w.until("ReadyForQuery")
+	w.send(&pgproto3.Parse{Query: "insert into t values (1)"}, &pgproto3.Bind{}, &pgproto3.Execute{}, &pgproto3.Terminate{})
+	// The server has handled Terminate once it closes the connection.
+	for {
+		if _, err := w.fe.Receive(); err != nil {
+			break
+		}
+	}
+	c := connect(t, s, "")
+	var n int
+	if err := c.QueryRow(ctxT(t), "select count(*) from t").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("count = %d, %v", n, err)
+	}
+}
+
 func TestWireMalformed(t *testing.T) {
 	s := startServer(t, func(c *pgwire.Config) { c.MaxMessageSize = 1024 })
 	cases := map[string][]byte{
