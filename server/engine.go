@@ -95,7 +95,19 @@ func (e *engine) NewSession() pgwire.EngineSession {
 	}
 }
 
+// Describe prepares sql against the local schema. The local replica may
+// lag (a node that just restarted has not applied the CREATE TABLE yet):
+// when preparing fails, the engine catches up to a linearizable read index
+// and tries once more, so a client never gets "no such table" for a table
+// whose creation was acknowledged.
 func (e *engine) Describe(ctx context.Context, sql string) (fsm.Description, error) {
+	d, err := e.sm.Describe(ctx, sql)
+	if err == nil {
+		return d, nil
+	}
+	if rerr := e.readIndex(ctx); rerr != nil {
+		return d, err
+	}
 	return e.sm.Describe(ctx, sql)
 }
 

@@ -103,7 +103,16 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 			peers = []consensus.Member{{ID: cfg.ID, Addr: cfg.RaftAddr, Voter: true}}
 		}
 	}
-	s.tr, err = transport.NewTCP(transport.TCPConfig{ID: cfg.ID, ListenAddr: cfg.RaftAddr, Logger: s.log})
+	snaps, err := node.OpenSnapshots(filepath.Join(cfg.DataDir, "snapshots"), s.log)
+	if err != nil {
+		return nil, fmt.Errorf("open snapshot directory in %s: %w", cfg.DataDir, err)
+	}
+	s.tr, err = transport.NewTCP(transport.TCPConfig{
+		ID:         cfg.ID,
+		ListenAddr: cfg.RaftAddr,
+		Logger:     s.log,
+		Snapshots:  &transport.SnapshotConfig{Source: snaps, Sink: snaps},
+	})
 	if err != nil {
 		return nil, fmt.Errorf("raft transport: %w", err)
 	}
@@ -116,6 +125,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Transport:         s.tr,
 		StateMachine:      s.fsm,
 		Logger:            s.log,
+		Snapshots:         snaps,
+		SnapshotEntries:   cfg.SnapshotEntries,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start raft: %w", err)

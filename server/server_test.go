@@ -43,6 +43,12 @@ type testCluster struct {
 // startCluster starts n in-process nodes that talk over loopback TCP.
 func startCluster(t *testing.T, n int) *testCluster {
 	t.Helper()
+	return startClusterWith(t, n, nil)
+}
+
+// startClusterWith is startCluster with a hook to adjust every node's config.
+func startClusterWith(t *testing.T, n int, adjust func(*Config)) *testCluster {
+	t.Helper()
 	c := &testCluster{t: t}
 	var peers []consensus.Member
 	for i := range n {
@@ -52,6 +58,9 @@ func startCluster(t *testing.T, n int) *testCluster {
 			PGAddr: freeAddr(t), RaftAddr: freeAddr(t), HTTPAddr: freeAddr(t),
 			ElectionTimeout: time.Second, HeartbeatInterval: 100 * time.Millisecond,
 			Logger: testLogger(t, id),
+		}
+		if adjust != nil {
+			adjust(&cfg)
 		}
 		peers = append(peers, consensus.Member{ID: id, Addr: cfg.RaftAddr, Voter: true})
 		c.cfgs = append(c.cfgs, cfg)
@@ -210,5 +219,47 @@ func TestClusterLeaderStopLosesNoAcknowledgedWrite(t *testing.T) {
 	}
 	if n != 20 {
 		t.Fatalf("restarted node sees %d rows, want 20", n)
+	}
+}
+
+func TestClusterLaggingNodeCatchesUpBySnapshot(t *testing.T) {
+	c := startClusterWith(t, 3, func(cfg *Config) { cfg.SnapshotEntries = 50 })
+	lead := c.waitLeader()
+	lagging := (lead + 2) % 3
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	conn := c.connect(lead, "")
+	if _, err := conn.Exec(ctx, "CREATE TABLE s (id INTEGER PRIMARY KEY, v TEXT)"); err != nil {
+		t.Fatal(err)
+	}
+	c.stop(lagging)
+	for i := range 300 {
+		if _, err := conn.Exec(ctx, "INSERT INTO s VALUES ($1, $2)", i, fmt.Sprintf("row %d", i)); err != nil {
+			t.Fatalf("insert %d: %v", i, err)
+		}
+	}
+	// The leader's log no longer holds the early entries.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		first, err := c.servers[lead].store.FirstIndex()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first > 100 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("leader log not compacted: first index %d", first)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.start(lagging)
+	back := c.connect(lagging, "")
+	var n int64
+	if err := back.QueryRow(ctx, "SELECT count(*) FROM s").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 300 {
+		t.Fatalf("restarted node sees %d rows, want 300", n)
 	}
 }
