@@ -670,24 +670,49 @@ func TestLease_6_4_1_RestartedFollowerHonoursLease(t *testing.T) {
 	}
 }
 
-// §6.4.1 with §3.10: once MsgTimeoutNow went out, a late copy can still
-// force an election in this term, so the lease never comes back in it,
-// even after the transfer is abandoned.
-func TestLease_6_4_1_NoLeaseAfterTimeoutNowInTerm(t *testing.T) {
+// §6.4.1 with §3.10: a MsgTimeoutNow of an abandoned transfer may still
+// arrive and force an election; the lease comes back only once the no-op
+// appended at the abort is committed, and a target whose log moved past
+// the MsgTimeoutNow ignores it.
+func TestLease_6_4_1_LeaseAfterAbandonedTransfer(t *testing.T) {
 	nw := newTestNet(t, 3, withCheckQuorum)
 	nw.campaign("n1")
 	nw.tickAll(1)
 	n := nw.node("n1")
-	nw.filter = func(m *Message) bool { return m.Type != MsgTimeoutNow } // "delayed"
+	var late []Message
+	nw.filter = func(m *Message) bool {
+		if m.Type == MsgTimeoutNow {
+			late = append(late, *m) // delayed in the network
+			return false
+		}
+		return true
+	}
 	n.rn.TransferLeadership("n2")
 	nw.stabilize()
-	for range 2 * n.rn.r.electionTimeout {
-		nw.tickAll(1)
+	if len(late) != 1 {
+		t.Fatalf("MsgTimeoutNow not sent: %v", late)
 	}
-	if n.rn.r.role != RoleLeader || n.rn.Status().LeadTransferee != "" {
-		t.Fatalf("setup: %+v", n.rn.Status())
+	barrierCut := true
+	nw.filter = func(m *Message) bool { return !barrierCut || m.Type != MsgApp }
+	for range n.rn.r.electionTimeout {
+		n.rn.Tick()
 	}
+	nw.stabilize()
+	if n.rn.Status().LeadTransferee != "" || n.rn.r.role != RoleLeader {
+		t.Fatalf("transfer not abandoned: %+v", n.rn.Status())
+	}
+	nw.tickAll(2)
 	if _, ok := n.rn.LeaseStartTick(); ok {
-		t.Fatal("lease after a MsgTimeoutNow was sent in this term")
+		t.Fatal("lease before the abort's no-op committed")
+	}
+	barrierCut = false
+	nw.tickAll(2)
+	if _, ok := n.rn.LeaseStartTick(); !ok {
+		t.Fatal("no lease after the abort's no-op committed")
+	}
+	// The late MsgTimeoutNow arrives now: n2's log moved past it.
+	nw.deliver(late)
+	if nw.leader() != "n1" || nw.node("n2").rn.r.role != RoleFollower {
+		t.Fatalf("stale MsgTimeoutNow forced an election: leader %q", nw.leader())
 	}
 }

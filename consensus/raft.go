@@ -94,8 +94,13 @@ type raft struct {
 	leaseRound   uint64 // newest round acked by a quorum this term
 	leaseTick    uint64
 	hasLease     bool
-	// timeoutNowSent: a MsgTimeoutNow went out in this term (no lease).
+	// bcastPending: new entries or a new commit index await a broadcast
+	// (deferred to the next Ready so that one MsgApp carries a batch).
+	bcastPending bool
+	// timeoutNowSent: a MsgTimeoutNow went out in the current transfer.
 	timeoutNowSent bool
+	// leaseBarrier: no lease until commit reaches it (see abortTransfer).
+	leaseBarrier uint64
 
 	tick    uint64 // ticks since creation
 	snapKey SnapshotMeta
@@ -336,6 +341,18 @@ func (r *raft) forEachPeer(f func(id string, pr *progress)) {
 	}
 }
 
+// flushAppends sends the MsgApps deferred by bcastPending: all proposals
+// and commit advances of one driver iteration go out as one MsgApp per
+// follower (called when the driver asks for a Ready).
+func (r *raft) flushAppends() {
+	if r.bcastPending {
+		r.bcastPending = false
+		if r.role == RoleLeader {
+			r.bcastAppend()
+		}
+	}
+}
+
 func (r *raft) bcastAppend() {
 	r.forEachPeer(func(id string, _ *progress) { r.sendAppend(id, true) })
 }
@@ -376,6 +393,7 @@ func (r *raft) reset(term uint64) {
 	r.hasLease = false
 	r.leaseRound = 0
 	r.timeoutNowSent = false
+	r.leaseBarrier = 0
 }
 
 func (r *raft) becomeFollower(term uint64, lead string) {
@@ -471,10 +489,7 @@ func (r *raft) tickHeartbeat() {
 		}
 		if r.leadTransferee != "" {
 			r.logger.Info("leadership transfer timed out", "to", r.leadTransferee)
-			r.leadTransferee = ""
-			// Only rounds sent from now on may renew the lease (and none
-			// in this term if MsgTimeoutNow went out).
-			r.termRound = r.readRound + 1
+			r.abortTransfer()
 		}
 	}
 	if r.role != RoleLeader {
@@ -754,7 +769,7 @@ func (r *raft) handleAppResp(m Message, pr *progress) {
 		pr.inflights.freeLE(m.Index)
 	}
 	if r.maybeCommit() {
-		r.bcastAppend()
+		r.bcastPending = true
 	}
 	if r.role != RoleLeader {
 		return
@@ -803,12 +818,28 @@ func (r *raft) nextFromHint(m Message) uint64 {
 	return max(m.RejectHint, 1)
 }
 
+// sendTimeoutNow tells the transfer target to campaign now. Index is our
+// last index: the target only acts on it while its log ends there.
 func (r *raft) sendTimeoutNow(to string) {
-	r.send(Message{Type: MsgTimeoutNow, To: to})
-	// The target may campaign with a forced vote whenever the message
-	// arrives, however late, as long as the term is still ours: no lease
-	// for the rest of this term.
+	r.send(Message{Type: MsgTimeoutNow, To: to, Index: r.log.lastIndex()})
 	r.timeoutNowSent = true
+}
+
+// abortTransfer gives up a leadership transfer. A MsgTimeoutNow already
+// sent may still arrive, however late, and force an election that ignores
+// leases. So the leader appends a no-op: a target holding it ignores the
+// stale MsgTimeoutNow (its log moved past Index), and a target without it
+// cannot win once it is committed (election restriction). The lease
+// resumes only when that no-op is committed, with rounds sent after now.
+func (r *raft) abortTransfer() {
+	r.leadTransferee = ""
+	r.termRound = r.readRound + 1
+	if r.timeoutNowSent {
+		r.timeoutNowSent = false
+		r.appendEntries([]Entry{{Type: EntryNormal}})
+		r.leaseBarrier = r.log.lastIndex()
+		r.bcastPending = true
+	}
 }
 
 func (r *raft) handleTransfer(target string) {
@@ -863,7 +894,7 @@ func (r *raft) handlePropose(m Message) error {
 		}
 	}
 	r.appendEntries(ents)
-	r.bcastAppend()
+	r.bcastPending = true
 	return nil
 }
 
@@ -878,7 +909,7 @@ func (r *raft) appendEntries(ents []Entry) {
 	// The leader's own progress advances only when the write is durable
 	// (Advance). A single voter may still commit what is already durable.
 	if r.maybeCommit() {
-		r.bcastAppend()
+		r.bcastPending = true
 	}
 }
 
@@ -948,11 +979,11 @@ func (r *raft) setConf(cs ConfState) {
 	}
 	r.prs = prs
 	if r.leadTransferee != "" && !cs.isVoter(r.leadTransferee) {
-		r.leadTransferee = ""
+		r.abortTransfer()
 	}
 	// The quorum may have shrunk.
 	if r.maybeCommit() {
-		r.bcastAppend()
+		r.bcastPending = true
 	}
 	r.advanceLease()
 }
@@ -1074,7 +1105,8 @@ func (r *raft) advanceLease() {
 }
 
 func (r *raft) leaseStart() (uint64, bool) {
-	if r.role != RoleLeader || !r.checkQuorum || r.leadTransferee != "" || r.timeoutNowSent {
+	if r.role != RoleLeader || !r.checkQuorum || r.leadTransferee != "" || r.timeoutNowSent ||
+		r.log.committed < r.leaseBarrier {
 		return 0, false
 	}
 	if r.isSingleVoter() {
@@ -1152,6 +1184,12 @@ func stepFollower(r *raft, m Message) error {
 		}
 		r.send(Message{Type: MsgTransferLeader, To: r.lead, Context: []byte(transferTarget(m))})
 	case MsgTimeoutNow:
+		if r.log.lastIndex() != m.Index {
+			// Stale: the leader appended after sending it (an abandoned
+			// transfer), or our log is not the leader's.
+			r.logger.Info("ignoring stale MsgTimeoutNow", "index", m.Index, "last", r.log.lastIndex())
+			return nil
+		}
 		r.logger.Info("leadership transfer: campaigning now", "term", r.term)
 		r.hup(campaignTransfer)
 	case MsgReadIndex:
@@ -1253,7 +1291,7 @@ func (r *raft) onDurable() {
 	}
 	if pr := r.prs[r.id]; pr != nil && pr.maybeUpdate(r.log.durableIndex()) {
 		if r.maybeCommit() {
-			r.bcastAppend()
+			r.bcastPending = true
 		}
 	}
 }

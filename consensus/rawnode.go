@@ -209,6 +209,7 @@ func (rn *RawNode) ReportSnapshot(id string, ok bool) {
 // HasReady reports whether Ready would return any work.
 func (rn *RawNode) HasReady() bool {
 	r := rn.r
+	r.flushAppends()
 	if r.softState() != rn.prevSoft {
 		return true
 	}
@@ -224,6 +225,7 @@ func (rn *RawNode) HasReady() bool {
 // following the Ready ordering contract, before calling Ready again.
 func (rn *RawNode) Ready() Ready {
 	r := rn.r
+	r.flushAppends()
 	rd := Ready{
 		Entries:               r.log.nextUnstableEnts(),
 		Snapshot:              r.log.nextUnstableSnapshot(),
@@ -280,8 +282,8 @@ func (rn *RawNode) Compact(meta SnapshotMeta) {
 // the newest heartbeat round acknowledged by a quorum was sent. The driver
 // maps that tick to its monotonic time to decide whether the lease holds.
 // ok is false when not leader, CheckQuorum is off, or a leadership
-// transfer is in progress (and for the rest of the term once a
-// MsgTimeoutNow was sent: a late one still forces an election). Ticks are
+// transfer is in progress (after an abandoned transfer whose MsgTimeoutNow
+// went out, only once the no-op appended at the abort is committed). Ticks are
 // counted from the RawNode's creation (the first Tick is tick 1).
 //
 // The driver's lease lasts from that tick for the SMALLEST election timeout
