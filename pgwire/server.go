@@ -129,6 +129,8 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn) {
 }
 
 func (s *Server) serveConn(ctx context.Context, nc net.Conn) {
+	stop := context.AfterFunc(ctx, func() { nc.Close() }) // unblocks reads
+	defer stop()
 	c := newConn(s, nc)
 	defer func() {
 		if s.noRecover {
