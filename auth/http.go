@@ -1,0 +1,123 @@
+package auth
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+)
+
+const (
+	// basicCacheTTL is how long a successful password check is remembered
+	// (PBKDF2 with 4096 rounds costs milliseconds per request).
+	basicCacheTTL = time.Minute
+	// basicCacheMax bounds the cache; when full, expired entries are
+	// dropped, and if none expired, all of them.
+	basicCacheMax = 1024
+	// maxBasicPassword bounds the password length the middleware hashes.
+	maxBasicPassword = 1024
+)
+
+// Realm is the realm of the HTTP basic challenge.
+const Realm = "raftsql"
+
+type userKey struct{}
+
+// UserFromContext returns the user that BasicAuth authenticated for the
+// request whose context this is.
+func UserFromContext(ctx context.Context) (string, bool) {
+	u, ok := ctx.Value(userKey{}).(string)
+	return u, ok
+}
+
+// BasicAuth returns HTTP middleware that lets a request through only with
+// HTTP basic credentials of a user in users whose password matches that
+// user's SCRAM verifier. Otherwise it answers 401 with
+// `WWW-Authenticate: Basic realm="raftsql"` and a JSON body
+// {"error": "..."}. The authenticated user is in the request context
+// (UserFromContext). Basic credentials travel in clear text: serve the
+// API over TLS (ServerTLS) when it leaves loopback.
+func BasicAuth(users *Users) func(http.Handler) http.Handler {
+	return newBasicAuth(users, time.Now).middleware
+}
+
+type basicAuth struct {
+	users *Users
+	now   func() time.Time
+	key   [32]byte // keys the cache, so it never holds a password or its plain hash
+
+	mu    sync.Mutex
+	cache map[[sha256.Size]byte]time.Time // HMAC(key, user, password) → expiry
+}
+
+func newBasicAuth(users *Users, now func() time.Time) *basicAuth {
+	b := &basicAuth{users: users, now: now, cache: make(map[[sha256.Size]byte]time.Time)}
+	rand.Read(b.key[:])
+	return b
+}
+
+func (b *basicAuth) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, password, ok := r.BasicAuth()
+		if !ok {
+			unauthorized(w, "authentication required: send HTTP basic credentials of a user in the auth file")
+			return
+		}
+		if err := b.check(user, password); err != nil {
+			unauthorized(w, err.Error())
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, user)))
+	})
+}
+
+// check verifies user's password: from the cache if it matched recently,
+// else by deriving the stored key (also for unknown users, against a mock
+// verifier, so that they take as long as a wrong password).
+func (b *basicAuth) check(user, password string) error {
+	failed := fmt.Errorf("%w for user %q", ErrAuthFailed, user)
+	if len(password) > maxBasicPassword {
+		return failed
+	}
+	h := hmac.New(sha256.New, b.key[:])
+	fmt.Fprintf(h, "%d:%s%s", len(user), user, password)
+	var k [sha256.Size]byte
+	h.Sum(k[:0])
+	now := b.now()
+	b.mu.Lock()
+	exp, hit := b.cache[k]
+	b.mu.Unlock()
+	if hit && now.Before(exp) {
+		return nil
+	}
+	v, known := b.users.verifier(user)
+	if !v.matchesPassword(password) || !known {
+		return failed
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.cache) >= basicCacheMax {
+		for key, e := range b.cache {
+			if !now.Before(e) {
+				delete(b.cache, key)
+			}
+		}
+		if len(b.cache) >= basicCacheMax {
+			clear(b.cache)
+		}
+	}
+	b.cache[k] = now.Add(basicCacheTTL)
+	return nil
+}
+
+func unauthorized(w http.ResponseWriter, msg string) {
+	w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`"`)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusUnauthorized)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}
