@@ -38,6 +38,14 @@ type joinRequest struct {
 	Voter    *bool  `json:"voter"`
 }
 
+// joinResponse tells a joining node who the members are, so that its
+// transport can answer the leader before the log reaches it.
+type joinResponse struct {
+	Status        string       `json:"status"`
+	Promote       bool         `json:"promote"`
+	Configuration []MemberJSON `json:"configuration"`
+}
+
 type idRequest struct {
 	ID string `json:"id"`
 }
@@ -165,7 +173,7 @@ func (a *httpAPI) join(w http.ResponseWriter, r *http.Request) {
 	for _, m := range a.s.node.Status().Conf.Members {
 		if m.ID == req.ID {
 			if m.Addr == req.RaftAddr && (m.Voter || !voter) {
-				writeJSON(w, http.StatusOK, map[string]string{"status": "already a member"})
+				writeJSON(w, http.StatusOK, joinResponse{Status: "already a member", Configuration: a.statusJSON().Configuration})
 				return
 			}
 			if m.Addr != req.RaftAddr {
@@ -182,7 +190,7 @@ func (a *httpAPI) join(w http.ResponseWriter, r *http.Request) {
 	if voter {
 		a.s.promoteWhenCaughtUp(req.ID)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "joined as learner", "promote": voter})
+	writeJSON(w, http.StatusOK, joinResponse{Status: "joined as learner", Promote: voter, Configuration: a.statusJSON().Configuration})
 }
 
 func (a *httpAPI) remove(w http.ResponseWriter, r *http.Request) {

@@ -276,10 +276,19 @@ func (s *Server) joinCluster(ctx context.Context) error {
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := client.Do(req)
 		if err == nil {
-			msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				s.log.Info("joined the cluster", "through", s.cfg.Join)
+				var jr joinResponse
+				if err := json.Unmarshal(msg, &jr); err != nil {
+					return fmt.Errorf("join through %s: bad response: %w", s.cfg.Join, err)
+				}
+				for _, m := range jr.Configuration {
+					if m.ID != s.cfg.ID {
+						s.tr.AddPeer(m.ID, m.RaftAddr)
+					}
+				}
+				s.log.Info("joined the cluster", "through", s.cfg.Join, "status", jr.Status)
 				return nil
 			}
 			if resp.StatusCode >= 400 && resp.StatusCode < 500 {

@@ -263,3 +263,43 @@ func TestClusterLaggingNodeCatchesUpBySnapshot(t *testing.T) {
 		t.Fatalf("restarted node sees %d rows, want 300", n)
 	}
 }
+
+func TestJoinAsLearnerThenPromoted(t *testing.T) {
+	c := startClusterWith(t, 3, func(cfg *Config) { cfg.SnapshotEntries = 50 })
+	lead := c.waitLeader()
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	conn := c.connect(lead, "")
+	if _, err := conn.Exec(ctx, "CREATE TABLE j (id INTEGER PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 120 {
+		if _, err := conn.Exec(ctx, "INSERT INTO j VALUES ($1)", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := Config{
+		ID: "4", DataDir: t.TempDir(),
+		PGAddr: freeAddr(t), RaftAddr: freeAddr(t), HTTPAddr: freeAddr(t),
+		Join:   c.servers[lead].HTTPAddr(),
+		Logger: testLogger(t, "4"),
+	}
+	c.cfgs = append(c.cfgs, cfg)
+	c.servers = append(c.servers, nil)
+	c.start(3)
+	deadline := time.Now().Add(60 * time.Second)
+	for !isVoter(c.servers[lead].node.Status().Conf, "4") {
+		if time.Now().After(deadline) {
+			t.Fatalf("node 4 not promoted: %+v", c.servers[lead].node.Status().Conf)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	n4 := c.connect(3, "")
+	var n int64
+	if err := n4.QueryRow(ctx, "SELECT count(*) FROM j").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 120 {
+		t.Fatalf("joined node sees %d rows, want 120", n)
+	}
+}
