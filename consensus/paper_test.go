@@ -917,3 +917,29 @@ func TestFollowerCrash_5_5_AppendEntriesIdempotent(t *testing.T) {
 		t.Fatalf("log %+v", l)
 	}
 }
+
+// §5.2: only a leader's message or a granted vote resets the election
+// timer. Candidates that cannot win (shorter logs) must not keep a node
+// with a longer timeout and the best log from ever campaigning.
+func TestLeaderElection_5_2_RejectedCandidatesDoNotResetTimer(t *testing.T) {
+	nw := &testNet{t: t, nodes: map[string]*testNode{}, cut: map[[2]string]bool{}}
+	for _, c := range []struct {
+		id    string
+		terms []uint64
+		et    int
+	}{{"n1", []uint64{1, 1, 2}, 20}, {"n2", []uint64{1, 1}, 10}, {"n3", []uint64{1, 1}, 10}, {"n4", []uint64{1, 1}, 10}} {
+		rn, st := newNodeWithLog(t, c.id, ids(4), c.terms, 2, func(cfg *Config) { cfg.ElectionTick = c.et })
+		nw.nodes[c.id] = &testNode{id: c.id, rn: rn, st: st}
+		nw.order = append(nw.order, c.id)
+	}
+	nw.isolate("n4") // n2 and n3 alone are not a quorum of 4
+	for range 200 {
+		nw.tickAll(1)
+		if nw.leader() != "" {
+			break
+		}
+	}
+	if nw.leader() != "n1" {
+		t.Fatalf("leader %q after 200 ticks (n1 has the best log)", nw.leader())
+	}
+}

@@ -626,7 +626,15 @@ func (r *raft) Step(m Message) error {
 			if m.Type == MsgApp || m.Type == MsgHeartbeat || m.Type == MsgSnap {
 				r.becomeFollower(m.Term, m.From)
 			} else {
+				// Only a leader's message or a granted vote resets the
+				// election timer (§5.2): otherwise candidates that cannot
+				// win keep a node with a longer timeout (and the best
+				// log) from ever campaigning.
+				elapsed, wasLeader := r.electionElapsed, r.role == RoleLeader
 				r.becomeFollower(m.Term, "")
+				if !wasLeader {
+					r.electionElapsed = elapsed
+				}
 			}
 		}
 	case m.Term < r.term:

@@ -21,6 +21,7 @@ var simRegressionSeeds = []uint64{
 	376,    // ...or with nothing new to send after the drops (heartbeat reply now sends an empty MsgApp)
 	5431,   // every node crashed before persisting the bootstrap Ready (restart bootstraps again)
 	403725, // a late MsgTimeoutNow of an abandoned transfer forced an election during a lease
+	513655, // livelock: rejected candidates kept resetting the timer of the slow node with the best log
 }
 
 func runSeed(t *testing.T, seed uint64, steps int, verbose bool) simStats {
