@@ -143,6 +143,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 func (c *conn) close() {
 	if c.sess != nil {
 		c.sess.Close()
+		c.log.Debug("pgwire: session ended")
 	}
 	c.nc.Close()
 }
@@ -290,6 +291,8 @@ func (c *conn) acceptStartup(ctx context.Context, m *pgproto3.StartupMessage) bo
 		return false
 	}
 	c.settings["session_authorization"] = c.user
+	c.log = c.log.With("pid", c.pid, "user", c.user, "database", c.database)
+	c.log.Debug("pgwire: session started", "application_name", c.settings["application_name"])
 	c.sess = c.srv.cfg.Engine.NewSession()
 	if m.ProtocolVersion != pgproto3.ProtocolVersion30 || len(unknown) > 0 {
 		c.be.Send(&pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: unknown})

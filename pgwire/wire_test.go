@@ -423,3 +423,39 @@ func TestCancelRequestWire(t *testing.T) {
 	w := &wireClient{t: t, nc: nc, fe: fe}
 	expect(t, w.until("ReadyForQuery"), "ErrorResponse:57014", "ReadyForQuery:I")
 }
+
+type stateErr struct{ code string }
+
+func (e stateErr) Error() string    { return "engine says " + e.code }
+func (e stateErr) SQLState() string { return e.code }
+
+// TestEngineSQLState: an Engine error with a SQLSTATE (a leadership
+// change: 40001) reaches the client with that code, the session stays
+// usable and a retry succeeds.
+func TestEngineSQLState(t *testing.T) {
+	s := startServer(t, nil)
+	fail := true
+	s.eng.Hook = func(ctx context.Context, write bool, stmts []fsm.Statement) error {
+		if write && fail && strings.Contains(stmts[0].SQL, "'retry'") {
+			fail = false
+			return fmt.Errorf("propose: %w", stateErr{"40001"})
+		}
+		return nil
+	}
+	c := connect(t, s, "")
+	ctx := ctxT(t)
+	if _, err := c.Exec(ctx, "create table r (a text)"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.Exec(ctx, "insert into r values ('retry')")
+	if pgCode(err) != "40001" {
+		t.Fatalf("first try: %v", err)
+	}
+	if _, err := c.Exec(ctx, "insert into r values ('retry')"); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	var n int
+	if err := c.QueryRow(ctx, "select count(*) from r").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("count = %d, %v", n, err)
+	}
+}
