@@ -372,6 +372,44 @@ func statusTable(rows []statusRow) table {
 	return t
 }
 
+// statusJSON is one node of `raftsql status --json`.
+type statusJSONRow struct {
+	ID           string  `json:"id"`
+	RaftAddr     string  `json:"raft_addr,omitempty"`
+	HTTPAddr     string  `json:"http_addr,omitempty"`
+	Voter        bool    `json:"voter"`
+	Role         string  `json:"role,omitempty"`
+	Term         *uint64 `json:"term,omitempty"`
+	CommitIndex  *uint64 `json:"commit_index,omitempty"`
+	AppliedIndex *uint64 `json:"applied_index,omitempty"`
+	Lag          *uint64 `json:"lag,omitempty"`
+	Leader       bool    `json:"leader"`
+	Error        string  `json:"error,omitempty"`
+}
+
+// statusJSONRows is the machine-readable form of statusTable: the same
+// rows and lag, with fields absent where nothing is known.
+func statusJSONRows(rows []statusRow) []statusJSONRow {
+	t := statusTable(rows)
+	out := make([]statusJSONRow, len(rows))
+	for i, r := range rows {
+		j := statusJSONRow{ID: string(r.ID), RaftAddr: r.RaftAddr, HTTPAddr: r.HTTPAddr, Voter: r.Voter, Leader: r.leader}
+		if strings.HasPrefix(j.ID, "?") {
+			j.ID = ""
+		}
+		if r.st != nil {
+			term, commit, applied := r.st.Term, r.st.CommitIndex, r.st.AppliedIndex
+			lag, _ := strconv.ParseUint(*t.Rows[i][8], 10, 64)
+			j.Role, j.Term, j.CommitIndex, j.AppliedIndex, j.Lag = r.st.Role, &term, &commit, &applied, &lag
+		}
+		if r.err != nil {
+			j.Error = r.err.Error()
+		}
+		out[i] = j
+	}
+	return out
+}
+
 // shortErr keeps the innermost part of a long network error.
 func shortErr(err error) string {
 	var ae *apiError

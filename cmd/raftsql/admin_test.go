@@ -461,3 +461,21 @@ func TestStatusUnknownUnreachableAddress(t *testing.T) {
 		t.Error("status with no node answering succeeded")
 	}
 }
+
+func TestStatusJSON(t *testing.T) {
+	leader, follower := newFakeNode(t), newFakeNode(t)
+	members := []member{{ID: "1", RaftAddr: "r1", Voter: true, HTTPAddr: leader.addr()}, {ID: "2", RaftAddr: "r2", Voter: false, HTTPAddr: follower.addr()}, {ID: "3", RaftAddr: "r3", Voter: true}}
+	leader.status = statusJSON("1", "leader", 5, "1", 20, 20, members...)
+	follower.status = statusJSON("2", "learner", 5, "1", 20, 17, members...)
+	out, errOut, err := runCLI(t, "status", "--json", "--http", leader.addr())
+	if err != nil {
+		t.Fatalf("%v: %s", err, errOut)
+	}
+	var rows []statusJSONRow
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(rows) != 3 || !rows[0].Leader || rows[1].Role != "learner" || rows[1].Voter || *rows[1].Lag != 3 || rows[2].Role != "" || rows[2].Lag != nil {
+		t.Errorf("rows %s", out)
+	}
+}

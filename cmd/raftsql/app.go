@@ -171,13 +171,18 @@ func (e env) run(ctx context.Context, args []string, stdin io.Reader, stdout, st
 			{
 				Name:  "status",
 				Usage: "show every node: role, term, indexes and lag",
-				Flags: adminFlags(),
+				Flags: append(adminFlags(), &cli.BoolFlag{Name: "json", Usage: "print the nodes as a JSON array"}),
 				Action: func(c *cli.Context) error {
 					ctx, cancel := withTimeout(c)
 					defer cancel()
 					rows, err := clusterStatus(ctx, splitList(c.String("http")), func(a string) *adminClient { return e.adminClient(c, a) })
 					if err != nil {
 						return err
+					}
+					if c.Bool("json") {
+						enc := json.NewEncoder(stdout)
+						enc.SetIndent("", "  ")
+						return enc.Encode(statusJSONRows(rows))
 					}
 					return writeTable(stdout, statusTable(rows))
 				},
@@ -375,7 +380,7 @@ func (e env) shellMain(c *cli.Context, stdin io.Reader, stdout, stderr io.Writer
 			ctx, cancel := context.WithTimeout(ctx, defaultHTTPTimeout)
 			defer cancel()
 			return clusterStatus(ctx, addrs, func(a string) *adminClient {
-				return newAdminClient(a, e.httpClient, "", "")
+				return newAdminClient(a, e.httpClient, os.Getenv("RAFTSQL_USER"), os.Getenv("RAFTSQL_PASSWORD"))
 			})
 		}
 	}

@@ -14,7 +14,9 @@
 // tables, other statements as their command tag, errors as
 // "ERROR:  message" (\errverbose adds the SQLSTATE; the *pgconn.PgError is
 // in the chain of the error Run returns). Backslash commands: \q \?
-// \timing \x \errverbose \set \unset \r \g \i \dt \d \l \dn \status. The catalog
+// \timing \x \errverbose \set \unset \r \g \i \dt \d \l \dn \status
+// (\status asks --http, with RAFTSQL_USER/RAFTSQL_PASSWORD for basic
+// auth). -h takes a comma-separated host list, as libpq does. The catalog
 // queries behind \dt, \d, \l and \dn are psql 15's, in catalog.go, in one
 // place, so they can follow what the server's pg_catalog supports. The
 // interactive shell resets a lost connection (a node restarted) as psql
@@ -26,7 +28,7 @@
 //
 // # Admin
 //
-//	raftsql status              [--http HOST:PORT[,HOST:PORT…]]
+//	raftsql status              [--http HOST:PORT[,HOST:PORT…]] [--json]
 //	raftsql backup FILE         [--consistency stale]
 //	raftsql restore FILE
 //	raftsql join ID RAFTADDR    [--learner]
