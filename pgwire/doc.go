@@ -66,6 +66,21 @@
 //     target_session_attrs=read-write finds the leader.
 //   - Parameter types are inferred for $n::type, col = $n, INSERT … VALUES
 //     and LIMIT; others are 0 and clients send them as text.
+//   - Result types: declared column types map to OIDs (declTypeOID); an
+//     expression column takes its type from its values when rows are known
+//     (simple Query, Describe P before Execute), from its expression when
+//     obvious (count(*) → int8), else OID 0, which pgx reads as text and
+//     scans into ints and strings alike.
+//   - Flush runs the queued unit at once (a client waiting on Flush gets
+//     its results), so a Sync group split by Flush is not one unit.
+//     Terminate drops work queued without Sync, as PostgreSQL aborts it.
+//   - Catalog: psql's \dt, \d NAME, \di, \dv, \l, \dn, \du queries are
+//     recognised and answered from sqlite_master and pragma_* (catalog.go);
+//     information_schema.tables/columns/schemata and pg_tables become
+//     subqueries over sqlite_master so their WHERE clauses run in SQLite;
+//     any other catalog query gets zero rows with its select list's columns.
+//   - SET LOCAL acts like SET; savepoints, LISTEN/NOTIFY, COPY and the
+//     fastpath function call are refused with 0A000.
 //
 // # Debugging
 //
