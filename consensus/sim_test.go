@@ -22,6 +22,7 @@ var simRegressionSeeds = []uint64{
 	5431,   // every node crashed before persisting the bootstrap Ready (restart bootstraps again)
 	403725, // a late MsgTimeoutNow of an abandoned transfer forced an election during a lease
 	513655, // livelock: rejected candidates kept resetting the timer of the slow node with the best log
+	600905, // the same livelock, with membership changes
 }
 
 func runSeed(t *testing.T, seed uint64, steps int, verbose bool) simStats {
