@@ -40,6 +40,8 @@ type shell struct {
 	lastErr error
 	sp      splitter
 	quit    bool
+	// isInteractive is set by the prompt loop.
+	isInteractive bool
 }
 
 // ErrStatementFailed wraps a SQL or backslash-command error that the shell
@@ -116,6 +118,9 @@ func (s *shell) feedLine(ctx context.Context, line string) error {
 	}
 	var first error
 	for _, stmt := range s.sp.Feed(line) {
+		if first != nil && s.stopOnError() {
+			break // the rest of the line is skipped, as psql's ON_ERROR_STOP does
+		}
 		if err := s.runSQL(ctx, stmt); err != nil && first == nil {
 			first = err
 		}
@@ -297,11 +302,12 @@ func (s *shell) set(args []string) error {
 	return nil
 }
 
-// stopOnError is ON_ERROR_STOP, on unless set to a false value.
+// stopOnError is ON_ERROR_STOP: unless set, on for scripts and -c (so
+// they never run on after a failure) and off at the interactive prompt.
 func (s *shell) stopOnError() bool {
 	v, ok := s.vars["ON_ERROR_STOP"]
 	if !ok {
-		return true
+		return !s.isInteractive
 	}
 	b, _ := parseBool(v)
 	return b
@@ -565,6 +571,7 @@ func (s *shell) interactive(ctx context.Context, stdin io.ReadCloser, stdout io.
 		return fmt.Errorf("line editor: %w", err)
 	}
 	defer rl.Close()
+	s.isInteractive = true
 	if v := s.conn.Param("server_version"); v != "" {
 		fmt.Fprintf(s.out, "raftsql (server %s)\nType \"\\?\" for help.\n\n", v)
 	}

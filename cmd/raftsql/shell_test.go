@@ -181,6 +181,13 @@ func TestShellScript(t *testing.T) {
 			wantErr: true,
 		},
 		{
+			name:    "the rest of a line is skipped after an error",
+			script:  "bogus; insert into t values (1);",
+			sent:    []string{"bogus;"},
+			errOut:  "ERROR:  syntax error at or near \"bogus\"\nLINE 1: bogus;\n        ^\n",
+			wantErr: true,
+		},
+		{
 			name:    "VERBOSITY verbose",
 			script:  "\\set VERBOSITY verbose\nbogus;",
 			sent:    []string{"bogus;"},
@@ -571,5 +578,16 @@ func TestRunSetFlag(t *testing.T) {
 	err = testEnv(&fakeConn{handle: sqlFake}, nil).run(context.Background(), []string{"raftsql", "-v", "VERBOSITY=x", "-c", "select 1"}, strings.NewReader(""), io.Discard, io.Discard)
 	if err == nil {
 		t.Error("bad -v value accepted")
+	}
+}
+
+func TestShellInteractiveRunsOnAfterErrors(t *testing.T) {
+	sh, fc, out, _ := newTestShell(sqlFake)
+	sh.isInteractive = true
+	if err := sh.feedLine(context.Background(), "bogus; insert into t values (1);"); err == nil {
+		t.Error("the error was not returned")
+	}
+	if len(fc.sent) != 2 || out.String() != "INSERT 0 1\n" {
+		t.Errorf("sent %q out %q: at the prompt psql runs the rest of the line", fc.sent, out.String())
 	}
 }
