@@ -203,7 +203,11 @@ type recvHandler struct {
 	got []consensus.Message
 }
 
-func (h *recvHandler) Receive(m consensus.Message) { h.mu.Lock(); h.got = append(h.got, m); h.mu.Unlock() }
+func (h *recvHandler) Receive(m consensus.Message) {
+	h.mu.Lock()
+	h.got = append(h.got, m)
+	h.mu.Unlock()
+}
 func (h *recvHandler) ReportUnreachable(string)    {}
 func (h *recvHandler) ReportSnapshot(string, bool) {}
 func (h *recvHandler) count() int                  { h.mu.Lock(); defer h.mu.Unlock(); return len(h.got) }
