@@ -173,6 +173,10 @@ func (f *FSM) openConns() error {
 		w.close()
 		return err
 	}
+	if err := w.enableEntropy(); err != nil {
+		w.close()
+		return err
+	}
 	f.w = w
 	f.pool = make(chan *sconn, f.opts.ReadConns)
 	f.reads = nil
@@ -385,6 +389,7 @@ func (f *FSM) applyBatch(entries []consensus.Entry) error {
 				f.log.Warn("fsm: corrupt command in committed entry", "index", e.Index, "err", derr)
 				rs, err = f.applyBroken(cmd, derr)
 			} else {
+				w.entropy.reset(cmd.UnixMicro, entrySeed(e.Index, e.Term))
 				rs, err = f.applyCommand(cmd)
 			}
 			if errors.Is(err, errTxnLost) && w.autocommit() {

@@ -51,6 +51,9 @@ type sconn struct {
 	budget uintptr
 	// lru caches prepared statements of any SQL (see stmt).
 	lru stmtLRU
+	// entropy is the clock and PRNG of the function overrides (writer
+	// and preview only; see entropy.go), zero if none.
+	entropy entropy
 }
 
 // openConn opens path and runs pragmas (each "name=value") on it.
@@ -106,6 +109,10 @@ func (c *sconn) close() error {
 	if c.budget != 0 {
 		libc.Xfree(c.tls, c.budget)
 		c.budget = 0
+	}
+	if c.entropy.p != 0 {
+		libc.Xfree(c.tls, c.entropy.p)
+		c.entropy.p = 0
 	}
 	c.tls.Close()
 	if rc != sqlite3.SQLITE_OK {
