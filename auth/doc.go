@@ -69,10 +69,20 @@
 // `WWW-Authenticate: Basic realm="raftsql"` and {"error": "..."}.
 // UserFromContext gives the authenticated user to handlers.
 //
+// Nodes call each other's HTTP API too (POST /join from a new node, a
+// follower forwarding to the leader). Under --peer-tls, serve the API
+// with HTTPTLS(cert, key, ca): a client certificate is then verified
+// against the cluster CA when one is presented, and such a request is
+// from a node (NodeName). BasicAuth lets nodes through without a
+// password, and RequireNode admits nodes only (for /join, so that a
+// process without a certificate of the CA cannot join). A node calls
+// with the client config of PeerTLS.
+//
 // # TLS
 //
 // ServerTLS(cert, key) is for the PostgreSQL listener (SSLRequest answered
-// 'S') and the HTTP API: TLS ≥ 1.2, no client certificates.
+// 'S') and the HTTP API: TLS ≥ 1.2, no client certificates. HTTPTLS adds
+// optional node certificates for the HTTP API (see above).
 // PeerTLS(cert, key, ca) is for Raft traffic (and node-to-node HTTP): TLS
 // 1.3, both sides present a certificate and verify the other's against
 // the CA; the dialling side also checks the host name, so node

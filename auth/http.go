@@ -35,15 +35,41 @@ func UserFromContext(ctx context.Context) (string, bool) {
 	return u, ok
 }
 
+// NodeName returns the common name of the request's TLS client
+// certificate if the server verified it against a CA, which happens only
+// when the listener's tls.Config has ClientCAs (HTTPTLS with --tls-ca):
+// the caller is then another node of the cluster.
+func NodeName(r *http.Request) (string, bool) {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+		return "", false
+	}
+	return r.TLS.VerifiedChains[0][0].Subject.CommonName, true
+}
+
 // BasicAuth returns HTTP middleware that lets a request through only with
 // HTTP basic credentials of a user in users whose password matches that
-// user's SCRAM verifier. Otherwise it answers 401 with
-// `WWW-Authenticate: Basic realm="raftsql"` and a JSON body
+// user's SCRAM verifier, or from another node (NodeName: a client
+// certificate verified against the cluster CA). Otherwise it answers 401
+// with `WWW-Authenticate: Basic realm="raftsql"` and a JSON body
 // {"error": "..."}. The authenticated user is in the request context
-// (UserFromContext). Basic credentials travel in clear text: serve the
-// API over TLS (ServerTLS) when it leaves loopback.
+// (UserFromContext; empty for a node). Basic credentials travel in clear
+// text: serve the API over TLS (HTTPTLS) when it leaves loopback.
 func BasicAuth(users *Users) func(http.Handler) http.Handler {
 	return newBasicAuth(users, time.Now).middleware
+}
+
+// RequireNode returns middleware that lets a request through only from
+// another node (NodeName), and answers 403 with a JSON error otherwise:
+// for endpoints such as POST /join under --peer-tls, so that a process
+// without a certificate of the cluster CA cannot join.
+func RequireNode(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := NodeName(r); !ok {
+			writeJSONError(w, http.StatusForbidden, "only a node with a certificate of the cluster CA (--peer-tls) may call this")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 type basicAuth struct {
@@ -63,6 +89,10 @@ func newBasicAuth(users *Users, now func() time.Time) *basicAuth {
 
 func (b *basicAuth) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := NodeName(r); ok {
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, "")))
+			return
+		}
 		user, password, ok := r.BasicAuth()
 		if !ok {
 			unauthorized(w, "authentication required: send HTTP basic credentials of a user in the auth file")
@@ -117,7 +147,11 @@ func (b *basicAuth) check(user, password string) error {
 
 func unauthorized(w http.ResponseWriter, msg string) {
 	w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`"`)
+	writeJSONError(w, http.StatusUnauthorized, msg)
+}
+
+func writeJSONError(w http.ResponseWriter, status int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusUnauthorized)
+	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
 }

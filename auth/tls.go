@@ -22,6 +22,27 @@ func ServerTLS(certFile, keyFile string) (*tls.Config, error) {
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
+// HTTPTLS returns the TLS configuration for the HTTP API: ServerTLS, and,
+// when caFile is set (--peer-tls), client certificates are verified
+// against that CA if a client presents one (tls.VerifyClientCertIfGiven):
+// other nodes calling the API (join, forwarding) present their node
+// certificate and are recognised as nodes (NodeName, BasicAuth,
+// RequireNode), while operators' tools (curl, raftsql) connect without
+// one. A client certificate that does not chain to the CA fails the
+// handshake.
+func HTTPTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
+	cfg, err := ServerTLS(certFile, keyFile)
+	if err != nil || caFile == "" {
+		return cfg, err
+	}
+	pool, err := loadCA(caFile)
+	if err != nil {
+		return nil, err
+	}
+	cfg.ClientCAs, cfg.ClientAuth = pool, tls.VerifyClientCertIfGiven
+	return cfg, nil
+}
+
 // PeerTLS returns the configurations for mutual TLS between nodes: each
 // node presents the certificate in certFile/keyFile, and both sides
 // require and verify that the other's certificate chains to the CA in
