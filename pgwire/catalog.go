@@ -152,7 +152,28 @@ func isCatalogQuery(text string) bool {
 			return true
 		}
 	}
-	return false
+	return len(catalogRelations(significant(text))) > 0
+}
+
+// catalogRelations returns the positions of identifiers used as catalog
+// relations: pg_catalog.x, information_schema.x, and pg_x after FROM,
+// JOIN or a comma of a FROM list.
+func catalogRelations(sig []sqltext.Token) []int {
+	var at []int
+	for i, t := range sig {
+		if t.Kind != sqltext.TokIdent {
+			continue
+		}
+		name := strings.ToLower(t.Text)
+		if (name == "pg_catalog" || name == "information_schema") && i+2 < len(sig) && sig[i+1].Text == "." {
+			at = append(at, i)
+			continue
+		}
+		if strings.HasPrefix(name, "pg_") && i > 0 && (sig[i-1].IsKeyword("FROM") || sig[i-1].IsKeyword("JOIN")) {
+			at = append(at, i)
+		}
+	}
+	return at
 }
 
 // localQuery runs a builtin select or a catalog query.
@@ -339,7 +360,6 @@ var (
 	relkindListRE = regexp.MustCompile(`(?i)c\.relkind\s+IN\s*\(([^)]*)\)`)
 	regexMatchRE  = regexp.MustCompile(`(?i)(\w+(?:\.\w+)?)\s+OPERATOR\(pg_catalog\.~\)\s+'((?:[^']|'')*)'`)
 	oidEqRE       = regexp.MustCompile(`(?i)(?:c\.oid|a\.attrelid)\s*=\s*'?(\d+)'?`)
-	selectListRE  = regexp.MustCompile(`(?is)^\s*select\s+(.*?)\s+from\s`)
 )
 
 func (c *conn) catalogQuery(ctx context.Context, text string) (*resultSet, error) {
@@ -369,11 +389,7 @@ func (c *conn) catalogQuery(ctx context.Context, text string) (*resultSet, error
 // list of the query (names from AS or the last identifier).
 func emptyResultFor(norm string) *resultSet {
 	rs := &resultSet{fields: []field{}}
-	m := selectListRE.FindStringSubmatch(norm)
-	if m == nil {
-		return rs
-	}
-	for _, item := range splitTopLevel(m[1]) {
+	for _, item := range selectList(norm) {
 		item = strings.TrimSpace(item)
 		name := "?column?"
 		lower := strings.ToLower(item)
@@ -387,6 +403,40 @@ func emptyResultFor(norm string) *resultSet {
 		rs.fields = append(rs.fields, field{name: name, oid: oidText})
 	}
 	return rs
+}
+
+// selectList returns the items of the outermost select list of a query
+// (text between the leading SELECT and its FROM, split on top-level
+// commas), nil if there is none.
+func selectList(norm string) []string {
+	lower := strings.ToLower(norm)
+	rest := strings.TrimLeft(lower, " (")
+	if !strings.HasPrefix(rest, "select ") {
+		return nil
+	}
+	start := len(lower) - len(rest) + len("select ")
+	depth := 0
+	var quote byte
+	end := len(norm)
+	for i := start; i < len(lower); i++ {
+		ch := lower[i]
+		switch {
+		case quote != 0:
+			if ch == quote {
+				quote = 0
+			}
+		case ch == '\'' || ch == '"':
+			quote = ch
+		case ch == '(':
+			depth++
+		case ch == ')':
+			depth--
+		case depth == 0 && strings.HasPrefix(lower[i:], " from "):
+			end = i
+			i = len(lower)
+		}
+	}
+	return splitTopLevel(norm[start:end])
 }
 
 // splitTopLevel splits s on commas outside parentheses and quotes.
@@ -574,10 +624,34 @@ func (c *conn) catTableInfo(ctx context.Context, norm string) (*resultSet, error
 	return rs, nil
 }
 
-// catAttributes answers \d's column query.
+// catAttributes answers \d's (and \d+'s) column query. Its select list
+// varies with psql's options, so each item is answered by what it names.
 func (c *conn) catAttributes(ctx context.Context, norm string) (*resultSet, error) {
-	rs := &resultSet{fields: []field{{"attname", oidName}, {"format_type", oidText}, {"pg_get_expr", oidText}, {"attnotnull", oidBool},
-		{"attcollation", oidName}, {"attidentity", oidChar}, {"attgenerated", oidChar}}}
+	items := selectList(norm)
+	if items == nil {
+		return emptyResultFor(norm), nil
+	}
+	rs := &resultSet{fields: make([]field, len(items))}
+	kinds := make([]string, len(items))
+	for i, it := range items {
+		l := strings.ToLower(it)
+		f := field{name: "?column?", oid: oidText}
+		switch {
+		case strings.Contains(l, "attname"):
+			f, kinds[i] = field{"attname", oidName}, "name"
+		case strings.Contains(l, "format_type"):
+			f, kinds[i] = field{"format_type", oidText}, "type"
+		case strings.Contains(l, "pg_get_expr"):
+			f, kinds[i] = field{"pg_get_expr", oidText}, "default"
+		case strings.Contains(l, "attnotnull"):
+			f, kinds[i] = field{"attnotnull", oidBool}, "notnull"
+		case strings.Contains(l, "attidentity"), strings.Contains(l, "attgenerated"), strings.Contains(l, "attcompression"):
+			f, kinds[i] = field{"attidentity", oidChar}, "empty"
+		case strings.Contains(l, "attstorage"):
+			f, kinds[i] = field{"attstorage", oidChar}, "storage"
+		}
+		rs.fields[i] = f
+	}
 	t, err := c.tableByOID(ctx, norm)
 	if err != nil || t == nil {
 		return rs, err
@@ -587,13 +661,38 @@ func (c *conn) catAttributes(ctx context.Context, norm string) (*resultSet, erro
 		return nil, err
 	}
 	for _, col := range cols {
-		var dflt any
-		if col.dflt != nil {
-			dflt = toText(col.dflt)
+		row := make([]any, len(items))
+		for i, k := range kinds {
+			switch k {
+			case "name":
+				row[i] = col.name
+			case "type":
+				row[i] = formatDeclType(col.decl)
+			case "default":
+				if col.dflt != nil {
+					row[i] = toText(col.dflt)
+				}
+			case "notnull":
+				row[i] = boolInt(col.notNull)
+			case "empty":
+				row[i] = ""
+			case "storage":
+				row[i] = "p"
+				if typeSize(declOIDOrText(col.decl)) < 0 {
+					row[i] = "x"
+				}
+			}
 		}
-		rs.rows = append(rs.rows, []any{col.name, formatDeclType(col.decl), dflt, boolInt(col.notNull), nil, "", ""})
+		rs.rows = append(rs.rows, row)
 	}
 	return rs, nil
+}
+
+func declOIDOrText(decl string) uint32 {
+	if oid, ok := declTypeOID(decl); ok {
+		return oid
+	}
+	return oidText
 }
 
 // catIndexes answers \d's index query.
@@ -774,8 +873,12 @@ func (c *conn) rewriteCatalogViews(text string) (string, bool) {
 	views := c.catalogViews()
 	var out strings.Builder
 	replaced := false
+	var prevSig *sqltext.Token
 	for i := 0; i < len(toks); i++ {
 		t := toks[i]
+		if i > 0 && toks[i-1].Kind != sqltext.TokSpace && toks[i-1].Kind != sqltext.TokComment {
+			prevSig = &toks[i-1]
+		}
 		if t.Kind == sqltext.TokIdent {
 			name := strings.ToLower(t.Text)
 			schema := ""
@@ -800,6 +903,9 @@ func (c *conn) rewriteCatalogViews(text string) (string, bool) {
 				if name == w {
 					return "", false
 				}
+			}
+			if strings.HasPrefix(name, "pg_") && prevSig != nil && (prevSig.IsKeyword("FROM") || prevSig.IsKeyword("JOIN")) {
+				return "", false
 			}
 		}
 		out.WriteString(t.Text)

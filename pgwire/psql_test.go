@@ -38,6 +38,8 @@ COMMIT;
 SELECT id, name, v, b FROM t ORDER BY id;
 \dt
 \d t
+\d+ t
+\db
 \l
 \dn
 \di
@@ -62,6 +64,9 @@ SELECT pg_is_in_recovery(), current_database(), current_user;
 		" testdb | tester | UTF8",
 		" public | pg_database_owner",
 		" public | t_v  | index | tester | t",
+		"| Storage  |",
+		"Access method: heap",
+		"List of tablespaces",
 		" transaction_read_only \n-----------------------\n off",
 		" f                 | testdb           | tester",
 	} {
