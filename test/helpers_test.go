@@ -36,12 +36,17 @@ func connect(ctx context.Context, t *testing.T, n *cluster.Node, level string) *
 	return conn
 }
 
-// retry calls f until it succeeds or ctx ends, polling every 100 ms.
+// retry calls f until it succeeds or ctx ends, polling every 100 ms. The
+// error names the last failure that was not caused by ctx ending.
 func retry(ctx context.Context, f func() error) error {
 	var last error
 	for {
-		if last = f(); last == nil {
+		err := f()
+		if err == nil {
 			return nil
+		}
+		if last == nil || ctx.Err() == nil {
+			last = err
 		}
 		select {
 		case <-ctx.Done():

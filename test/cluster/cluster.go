@@ -73,11 +73,14 @@ type Status struct {
 
 // Cluster is a set of raftsqld processes and the fault network between them.
 type Cluster struct {
-	opts  Options
-	log   *slog.Logger
-	Net   *faultproxy.Network
-	nodes []*Node
-	http  *http.Client
+	opts Options
+	log  *slog.Logger
+	Net  *faultproxy.Network
+	http *http.Client
+
+	mu      sync.Mutex
+	nodes   []*Node
+	initial int // the first nodes, bootstrapped with --peers
 }
 
 // Node is one raftsqld process (across restarts).
@@ -91,7 +94,9 @@ type Node struct {
 	FrontDoor string // the proxy address peers use
 	HTTPAddr  string
 
-	c *Cluster
+	c       *Cluster
+	join    string // --join address, for a node added to a running cluster
+	learner bool
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -110,7 +115,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, n := range c.nodes {
+	for _, n := range c.Nodes() {
 		if err := n.Start(ctx); err != nil {
 			c.Close()
 			return nil, err
@@ -150,34 +155,67 @@ func New(opts Options) (*Cluster, error) {
 		http: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
 	}
 	c.Net = faultproxy.New(opts.Logger, faultproxy.ProcIdentify(c.Pids), opts.Seed)
-	ports, err := freePorts(3 * opts.Nodes)
+	for i := 0; i < opts.Nodes; i++ {
+		if _, err := c.newNode(); err != nil {
+			return nil, err
+		}
+	}
+	c.initial = opts.Nodes
+	return c, nil
+}
+
+// newNode allocates the next node's id, ports, directory and front door.
+func (c *Cluster) newNode() (*Node, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ports, err := freePorts(3)
 	if err != nil {
 		return nil, err
 	}
-	for i := 0; i < opts.Nodes; i++ {
-		id := fmt.Sprintf("n%d", i+1)
-		dir := filepath.Join(opts.Dir, id)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("cluster: %w", err)
-		}
-		n := &Node{
-			ID:       id,
-			Dir:      dir,
-			DataDir:  filepath.Join(dir, "data"),
-			LogPath:  filepath.Join(opts.Dir, id+".log"),
-			PGAddr:   ports[3*i],
-			RaftAddr: ports[3*i+1],
-			HTTPAddr: ports[3*i+2],
-			c:        c,
-		}
-		front, err := c.Net.Listen(id, n.RaftAddr)
-		if err != nil {
-			return nil, err
-		}
-		n.FrontDoor = front
-		c.nodes = append(c.nodes, n)
+	id := fmt.Sprintf("n%d", len(c.nodes)+1)
+	dir := filepath.Join(c.opts.Dir, id)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	return c, nil
+	n := &Node{
+		ID:       id,
+		Dir:      dir,
+		DataDir:  filepath.Join(dir, "data"),
+		LogPath:  filepath.Join(c.opts.Dir, id+".log"),
+		PGAddr:   ports[0],
+		RaftAddr: ports[1],
+		HTTPAddr: ports[2],
+		c:        c,
+	}
+	front, err := c.Net.Listen(id, n.RaftAddr)
+	if err != nil {
+		return nil, err
+	}
+	n.FrontDoor = front
+	c.nodes = append(c.nodes, n)
+	return n, nil
+}
+
+// SetJoin changes the member a node added with AddNode joins through
+// (used at its next start).
+func (n *Node) SetJoin(member *Node) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.join = member.HTTPAddr
+}
+
+// AddNode creates a node that joins the running cluster through the HTTP
+// API of member (--join), as a non-voting learner if learner, and starts
+// it (without waiting). raftsqld announces a joining node's --raft-addr
+// to the others, so its Raft links bypass the fault proxy.
+func (c *Cluster) AddNode(ctx context.Context, member *Node, learner bool) (*Node, error) {
+	n, err := c.newNode()
+	if err != nil {
+		return nil, err
+	}
+	n.join = member.HTTPAddr
+	n.learner = learner
+	return n, n.Start(ctx)
 }
 
 // freePorts returns k distinct free loopback addresses. They are free when
@@ -202,12 +240,17 @@ func freePorts(k int) ([]string, error) {
 }
 
 // Nodes returns every node, in id order.
-func (c *Cluster) Nodes() []*Node { return c.nodes }
+func (c *Cluster) Nodes() []*Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*Node(nil), c.nodes...)
+}
 
 // IDs returns every node id.
 func (c *Cluster) IDs() []string {
-	out := make([]string, len(c.nodes))
-	for i, n := range c.nodes {
+	nodes := c.Nodes()
+	out := make([]string, len(nodes))
+	for i, n := range nodes {
 		out[i] = n.ID
 	}
 	return out
@@ -215,7 +258,7 @@ func (c *Cluster) IDs() []string {
 
 // Node returns the node with id (nil if none).
 func (c *Cluster) Node(id string) *Node {
-	for _, n := range c.nodes {
+	for _, n := range c.Nodes() {
 		if n.ID == id {
 			return n
 		}
@@ -226,7 +269,7 @@ func (c *Cluster) Node(id string) *Node {
 // Pids maps the pid of every running node to its id.
 func (c *Cluster) Pids() map[int]string {
 	out := map[int]string{}
-	for _, n := range c.nodes {
+	for _, n := range c.Nodes() {
 		if pid := n.Pid(); pid > 0 {
 			out[pid] = n.ID
 		}
@@ -234,10 +277,10 @@ func (c *Cluster) Pids() map[int]string {
 	return out
 }
 
-// Peers is the --peers value: every node's front door.
+// Peers is the --peers value: every initial node's front door.
 func (c *Cluster) Peers() string {
 	var parts []string
-	for _, n := range c.nodes {
+	for _, n := range c.Nodes()[:c.initial] {
 		parts = append(parts, n.ID+"="+n.FrontDoor)
 	}
 	return strings.Join(parts, ",")
@@ -245,6 +288,12 @@ func (c *Cluster) Peers() string {
 
 // Args returns the command line of node n.
 func (n *Node) Args() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.argsLocked()
+}
+
+func (n *Node) argsLocked() []string {
 	o := n.c.opts
 	args := []string{
 		"--id", n.ID,
@@ -252,10 +301,20 @@ func (n *Node) Args() []string {
 		"--pg-addr", n.PGAddr,
 		"--raft-addr", n.RaftAddr,
 		"--http-addr", n.HTTPAddr,
-		"--peers", n.c.Peers(),
+	}
+	switch {
+	case n.join != "":
+		args = append(args, "--join", n.join)
+		if n.learner {
+			args = append(args, "--learner")
+		}
+	default:
+		args = append(args, "--peers", n.c.Peers())
+	}
+	args = append(args,
 		"--election-timeout", o.ElectionTimeout.String(),
 		"--heartbeat-interval", o.HeartbeatInterval.String(),
-	}
+	)
 	if o.SnapshotEntries > 0 {
 		args = append(args, "--snapshot-entries", fmt.Sprint(o.SnapshotEntries))
 	}
@@ -277,7 +336,7 @@ func (n *Node) Start(ctx context.Context) error {
 		n.logFile = f
 	}
 	n.starts++
-	args := n.Args()
+	args := n.argsLocked()
 	fmt.Fprintf(n.logFile, "=== harness: start #%d of %s at %s: %s %s\n", n.starts, n.ID,
 		time.Now().UTC().Format(time.RFC3339Nano), n.c.opts.Binary, strings.Join(args, " "))
 	cmd := exec.Command(n.c.opts.Binary, args...)
@@ -405,13 +464,47 @@ func (n *Node) Stop(ctx context.Context) error {
 	}
 }
 
-// Pause sends SIGSTOP.
+// Pause sends SIGSTOP and waits (up to 5 s) until every thread of the
+// process is stopped: the signal is asynchronous, and a thread that is
+// running when it is sent may answer one more request.
 func (n *Node) Pause() error {
-	_, err := n.signal(syscall.SIGSTOP)
-	if err == nil {
-		n.c.log.Info("cluster: paused", "node", n.ID)
+	if _, err := n.signal(syscall.SIGSTOP); err != nil {
+		return err
 	}
-	return err
+	pid := n.Pid()
+	deadline := time.Now().Add(5 * time.Second)
+	for !allStopped(pid) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("cluster: %s (pid %d) not stopped 5s after SIGSTOP", n.ID, pid)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	n.c.log.Info("cluster: paused", "node", n.ID)
+	return nil
+}
+
+// allStopped reports whether every thread of pid is in state T (stopped).
+// Where /proc is missing it reports true.
+func allStopped(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return true
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, t.Name()))
+		if err != nil {
+			continue // the thread exited
+		}
+		// The state follows the command name in parentheses.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) {
+			return false
+		}
+		if st := b[i+2]; st != 'T' && st != 't' {
+			return false
+		}
+	}
+	return true
 }
 
 // Resume sends SIGCONT.
@@ -503,8 +596,12 @@ func poll(ctx context.Context, what string, f func() error) error {
 	defer t.Stop()
 	var last error
 	for {
-		if last = f(); last == nil {
+		err := f()
+		if err == nil {
 			return nil
+		}
+		if last == nil || ctx.Err() == nil {
+			last = err // keep the last failure not caused by ctx ending
 		}
 		select {
 		case <-ctx.Done():
@@ -529,7 +626,7 @@ func (n *Node) WaitReady(ctx context.Context) error {
 // WaitReady waits until every running, unpaused node is ready and a leader
 // is agreed.
 func (c *Cluster) WaitReady(ctx context.Context) error {
-	for _, n := range c.nodes {
+	for _, n := range c.Nodes() {
 		if !n.Running() || n.Paused() {
 			continue
 		}
@@ -547,7 +644,7 @@ func (c *Cluster) Statuses(ctx context.Context) map[string]Status {
 	var mu sync.Mutex
 	out := map[string]Status{}
 	var wg sync.WaitGroup
-	for _, n := range c.nodes {
+	for _, n := range c.Nodes() {
 		if !n.Running() || n.Paused() {
 			continue
 		}
@@ -586,11 +683,26 @@ func (c *Cluster) leaderOf(st map[string]Status) (*Node, Status, error) {
 	}
 	for k, v := range votes {
 		ls, ok := st[k.id]
-		if v > len(c.nodes)/2 && ok && ls.Role == "leader" && ls.Term == k.term {
+		if ok && ls.Role == "leader" && ls.Term == k.term && v >= c.quorum(ls) {
 			return c.Node(k.id), ls, nil
 		}
 	}
 	return nil, Status{}, fmt.Errorf("%w: %s", ErrNoLeader, describe(st))
+}
+
+// quorum is the number of votes a leader needs: a majority of the voters
+// in its configuration, or of every node when it reports none.
+func (c *Cluster) quorum(ls Status) int {
+	voters := 0
+	for _, m := range ls.Configuration {
+		if m.Voter {
+			voters++
+		}
+	}
+	if voters == 0 {
+		voters = len(c.Nodes())
+	}
+	return voters/2 + 1
 }
 
 func describe(st map[string]Status) string {
@@ -626,7 +738,7 @@ func (c *Cluster) WaitConverged(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		for _, n := range c.nodes {
+		for _, n := range c.Nodes() {
 			if !n.Running() || n.Paused() {
 				continue
 			}
@@ -678,7 +790,7 @@ func (c *Cluster) StartNode(ctx context.Context, id string) error {
 // Close kills every process and closes the fault network. It is safe to
 // call more than once.
 func (c *Cluster) Close() error {
-	for _, n := range c.nodes {
+	for _, n := range c.Nodes() {
 		if n.Running() {
 			n.Kill()
 		}
@@ -686,7 +798,7 @@ func (c *Cluster) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := c.Net.Close(ctx)
-	for _, n := range c.nodes {
+	for _, n := range c.Nodes() {
 		n.mu.Lock()
 		if n.logFile != nil {
 			n.logFile.Close()
