@@ -40,6 +40,24 @@
 // when appended and reverts if truncated; one may be pending at a time.
 // MemoryStorage is the in-memory Storage used by tests and the simulation.
 //
+// # Reads and leases
+//
+// ReadIndex is answered (Ready.ReadStates, or MsgReadIndexResp to a
+// follower) with the commit index once the leader has committed an entry
+// of its term and a quorum acknowledged a heartbeat round sent after the
+// request; all requests that arrive before the next Ready share one round.
+// LeaseStartTick is the tick at which the newest quorum-acknowledged round
+// was sent. Every voter ignores vote requests for an election timeout after
+// hearing from the leader (and after it starts), so the lease may last the
+// SMALLEST ElectionTick of any voter, minus a drift bound, from that tick.
+// A leadership transfer ends the lease; after an abandoned one whose
+// MsgTimeoutNow went out, the lease returns once the no-op appended at the
+// abort is committed.
+//
+// Use PreVote and CheckQuorum together in production: pre-vote keeps a
+// node that was partitioned or removed from raising terms, check-quorum
+// makes an isolated leader step down and is required for leases.
+//
 // # Debugging
 //
 // Config.Logger receives role changes, configuration changes, snapshots and
