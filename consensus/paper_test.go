@@ -943,3 +943,38 @@ func TestLeaderElection_5_2_RejectedCandidatesDoNotResetTimer(t *testing.T) {
 		t.Fatalf("leader %q after 200 ticks (n1 has the best log)", nw.leader())
 	}
 }
+
+// §5.4.3 (leader completeness): an entry committed in a term is in the log
+// of every leader of a later term: a node without it cannot be elected.
+func TestSafety_5_4_3_LeaderCompleteness(t *testing.T) {
+	nw := newTestNet(t, 5)
+	nw.campaign("n1")
+	nw.isolate("n4")
+	nw.isolate("n5")
+	_ = nw.propose("n1", "committed")
+	idx := nw.node("n1").rn.r.log.lastIndex()
+	if nw.node("n1").rn.r.log.committed < idx {
+		t.Fatal("setup: not committed")
+	}
+	nw.heal()
+	nw.isolate("n1")
+	for range 3 {
+		nw.campaign("n4")
+		nw.campaign("n5")
+	}
+	for _, id := range []string{"n4", "n5"} {
+		if nw.node(id).rn.r.role == RoleLeader {
+			t.Fatalf("%s, lacking committed entry %d, was elected", id, idx)
+		}
+	}
+	nw.campaign("n2")
+	if nw.leader() != "n2" {
+		nw.campaign("n2")
+	}
+	nw.tickAll(2)
+	for _, id := range []string{"n2", "n3", "n4", "n5"} {
+		if got := dataOf(logOf(t, nw.node(id).rn)); len(got) != 1 || got[0] != "committed" {
+			t.Fatalf("%s log data %v", id, got)
+		}
+	}
+}
