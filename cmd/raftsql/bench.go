@@ -331,7 +331,7 @@ func runBench(ctx context.Context, cfg benchConfig, driver benchDriver, now func
 		wg.Wait()
 		close(finished)
 	}()
-	b.progress(runCtx, start, finished)
+	b.progress(start, finished)
 	<-finished
 
 	res := &benchResult{Elapsed: now().Sub(start)}
@@ -349,7 +349,7 @@ func runBench(ctx context.Context, cfg benchConfig, driver benchDriver, now func
 // progress prints one line per period until the workers finish. It uses
 // a ticker (wall time), but nothing asserts on what it prints beyond its
 // shape.
-func (b *bench) progress(ctx context.Context, start time.Time, finished <-chan struct{}) {
+func (b *bench) progress(start time.Time, finished <-chan struct{}) {
 	t := time.NewTicker(b.cfg.Progress)
 	defer t.Stop()
 	var lastOps, lastErrs int64
