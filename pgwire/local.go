@@ -515,8 +515,16 @@ func (c *conn) other(st sqltext.Statement) (*resultSet, error) {
 		return &resultSet{tag: "DEALLOCATE"}, nil
 	case "UNLISTEN":
 		return &resultSet{tag: "UNLISTEN"}, nil // nothing is ever listened to
-	case "SAVEPOINT", "RELEASE", "ROLLBACK":
-		return nil, newError(codeFeatureNotSupported, ErrNotSupported, "savepoints are not supported")
+	case "SAVEPOINT", "RELEASE":
+		// Trivial savepoints are accepted: as long as nothing is rolled
+		// back to one, SAVEPOINT and RELEASE change nothing. ROLLBACK TO
+		// is refused, failing the whole transaction (never a partial one).
+		if c.txn == txnIdle {
+			return nil, &Error{Code: codeNoActiveTxn, Message: first + " can only be used in transaction blocks"}
+		}
+		return &resultSet{tag: first}, nil
+	case "ROLLBACK":
+		return nil, newError(codeFeatureNotSupported, ErrNotSupported, "ROLLBACK TO SAVEPOINT is not supported; the transaction is aborted")
 	case "LISTEN", "NOTIFY":
 		return nil, newError(codeFeatureNotSupported, ErrNotSupported, "%s is not supported", first)
 	case "COPY":

@@ -383,11 +383,24 @@ func TestSetShowBuiltins(t *testing.T) {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
-	for _, q := range []string{"SAVEPOINT a", "LISTEN ch", "COPY t FROM STDIN"} {
+	for _, q := range []string{"LISTEN ch", "COPY t FROM STDIN"} {
 		if _, err := c.Exec(ctx, q); pgCode(err) != "0A000" {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
+	// Savepoints: trivial ones are accepted, ROLLBACK TO is refused and
+	// aborts the transaction.
+	if _, err := c.Exec(ctx, "SAVEPOINT a"); pgCode(err) != "25P01" {
+		t.Fatalf("savepoint outside a transaction: %v", err)
+	}
+	rs, err := c.PgConn().Exec(ctx, "BEGIN; SAVEPOINT a; RELEASE SAVEPOINT a; SAVEPOINT b").ReadAll()
+	if err != nil || rs[1].CommandTag.String() != "SAVEPOINT" || rs[2].CommandTag.String() != "RELEASE" {
+		t.Fatalf("savepoints: %v %v", rs, err)
+	}
+	if _, err := c.Exec(ctx, "ROLLBACK TO SAVEPOINT b"); pgCode(err) != "0A000" || c.PgConn().TxStatus() != 'E' {
+		t.Fatalf("rollback to: %v %c", err, c.PgConn().TxStatus())
+	}
+	c.Exec(ctx, "ROLLBACK")
 	// The session is still usable.
 	var one int
 	if err := c.QueryRow(ctx, "select 1").Scan(&one); err != nil || one != 1 {
