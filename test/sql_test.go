@@ -197,6 +197,48 @@ func testErrorCodes(t *testing.T, c *cluster.Cluster) {
 		if err := conn.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
 			t.Fatalf("on %s the session is unusable after ROLLBACK: %v", n.ID, err)
 		}
+		usable := func(after string) {
+			t.Helper()
+			if err := conn.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+				t.Fatalf("on %s the session is unusable after %s: %v", n.ID, after, err)
+			}
+		}
+		// 25006: a write in a READ ONLY transaction.
+		mustExec(ctx, t, conn, "BEGIN READ ONLY")
+		if _, err := conn.Exec(ctx, "INSERT INTO err_t (id, name) VALUES (70, 'ro')"); sqlstate(err) != "25006" {
+			t.Errorf("on %s write in a read-only transaction: %v, want 25006", n.ID, err)
+		}
+		conn.Exec(ctx, "ROLLBACK")
+		usable("25006")
+		// 26000: a prepared statement that does not exist.
+		rr := conn.PgConn().ExecPrepared(ctx, "no_such_statement", nil, nil, nil).Read()
+		if sqlstate(rr.Err) != "26000" {
+			t.Errorf("on %s unknown prepared statement: %v, want 26000", n.ID, rr.Err)
+		}
+		usable("26000")
+		// 57014: a long query cancelled with a CancelRequest.
+		longQ := "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000000) SELECT count(*) FROM c"
+		done := make(chan error, 1)
+		go func() {
+			var k int64
+			done <- conn.QueryRow(ctx, longQ).Scan(&k)
+		}()
+		var cerr error
+	cancelLoop:
+		for {
+			select {
+			case cerr = <-done:
+				break cancelLoop
+			case <-time.After(200 * time.Millisecond):
+				if err := conn.PgConn().CancelRequest(ctx); err != nil {
+					t.Errorf("on %s CancelRequest: %v", n.ID, err)
+				}
+			}
+		}
+		if sqlstate(cerr) != "57014" {
+			t.Errorf("on %s cancelled query: %v, want 57014", n.ID, cerr)
+		}
+		usable("57014")
 	}
 	// Nothing of the failed statements was applied anywhere.
 	dumps := compareReplicas(ctx, t, c, "SELECT id, name, n, parent FROM err_t ORDER BY id")
