@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/raftsql/raftsql/consensus"
+	"github.com/raftsql/raftsql/sqltext"
 )
 
 // TestDefaultClockIsTheEntrys: a column DEFAULT CURRENT_TIMESTAMP (and
@@ -114,5 +115,43 @@ func TestRandomBlobTooLarge(t *testing.T) {
 	}
 	if rs[1].Err == nil || !strings.Contains(rs[1].Err.Message, "at most") {
 		t.Errorf("huge randomblob: %+v", rs[1])
+	}
+}
+
+// TestDefaultNowThroughSQLText: PostgreSQL DDL with DEFAULT now(),
+// CURRENT_TIMESTAMP and (datetime('now')), made deterministic by sqltext
+// as the leader does, gives every row the clock of the entry that
+// inserted it, and replicas stay byte-identical.
+func TestDefaultNowThroughSQLText(t *testing.T) {
+	leader := func(pg string) Statement {
+		t.Helper()
+		q, err := sqltext.Translate(pg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, err = sqltext.MakeDeterministic(q, time.Now(), nil)
+		if err != nil {
+			t.Fatalf("MakeDeterministic(%q): %v", pg, err)
+		}
+		return st(q)
+	}
+	es := []consensus.Entry{ent(1, cmd(1, 1, leader(`CREATE TABLE ev (id serial PRIMARY KEY, v int,
+		at timestamptz NOT NULL DEFAULT now(), ts text DEFAULT CURRENT_TIMESTAMP, dt text DEFAULT (datetime('now')))`)))}
+	for i := uint64(2); i < 30; i++ {
+		c := cmd(2, i, leader("INSERT INTO ev(v) VALUES ($1)"))
+		c.Stmts[0].Args = []any{int64(i)}
+		c.UnixMicro = t0 + int64(i)*1_250_000
+		es = append(es, ent(i, c))
+	}
+	a, b := openT(t, t.TempDir()), openT(t, t.TempDir())
+	mustApply(t, a, es...)
+	for _, e := range es {
+		mustApply(t, b, e)
+	}
+	assertSameDB(t, a, b)
+	r := query(t, a, "SELECT at, ts, dt FROM ev WHERE v = 10")
+	want := time.UnixMicro(t0 + 10*1_250_000).UTC().Format("2006-01-02 15:04:05")
+	if got := fmt.Sprint(r.Rows); got != fmt.Sprintf("[[%s.000+00:00 %s.000+00:00 %s]]", want, want, want) {
+		t.Errorf("row 10: %s, want the entry's clock %s", got, want)
 	}
 }

@@ -53,8 +53,18 @@ var nowDefault = map[string]bool{"DATE": true, "TIME": true, "DATETIME": true, "
 // differs between nodes that restarted); and any non-deterministic
 // construct in CREATE TABLE (other than CREATE TABLE … AS), ALTER TABLE
 // or CREATE TRIGGER, where it would be evaluated later on every node —
-// DEFAULT now() or CURRENT_TIMESTAMP, random() in a trigger — freezing it
-// to a literal would silently change its meaning. CREATE VIEW and CREATE
+// random() in a trigger or a DEFAULT, the clock in a CHECK constraint —
+// freezing it to a literal would silently change its meaning.
+//
+// The exception is the clock in a column DEFAULT of CREATE TABLE: the fsm
+// evaluates CURRENT_TIMESTAMP, CURRENT_DATE and CURRENT_TIME with the
+// clock of the entry that inserts the row (it overrides SQLite's
+// current_timestamp() and friends on its writer), so they are kept, and
+// the 'now' of date functions there (DEFAULT now() as Translate writes it,
+// DEFAULT (datetime('now')), date() with no argument, strftime(format))
+// becomes CURRENT_TIMESTAMP — at whole-second precision, SQLite's
+// CURRENT_TIMESTAMP format: DEFAULT now() stores
+// 'YYYY-MM-DD HH:MM:SS.000+00:00'. CREATE VIEW and CREATE
 // INDEX are returned unchanged: a view is evaluated when read, and SQLite
 // itself rejects non-deterministic functions in indexes, CHECK
 // constraints and generated columns.
@@ -77,7 +87,7 @@ func MakeDeterministic(stmt string, now time.Time, rnd *rand.Rand) (string, erro
 	case "CREATE TABLE", "ALTER TABLE", "CREATE TRIGGER":
 		freeze = false
 	}
-	d := determinizer{toks: toks, now: now.UTC(), rnd: rnd, freeze: freeze, verb: verb}
+	d := determinizer{toks: toks, now: now.UTC(), rnd: rnd, freeze: freeze, verb: verb, defaultEnd: -1}
 	if err := d.run(); err != nil {
 		return "", err
 	}
@@ -102,7 +112,17 @@ type determinizer struct {
 	// insertAt: text to emit before the token at that index (the 'now'
 	// argument of a one-argument strftime).
 	insertAt map[int]string
+	// defaultEnd is the index of the last token of the current column
+	// DEFAULT expression of a CREATE TABLE, -1 outside one.
+	defaultEnd int
 }
+
+// inDefault reports whether the token just consumed (at d.i-1) is part of
+// a column DEFAULT of CREATE TABLE: the clock there is evaluated by the
+// fsm at INSERT time with the entry's own clock (its current_timestamp()
+// override), so it is kept or rewritten to CURRENT_TIMESTAMP instead of
+// being refused.
+func (d *determinizer) inDefault() bool { return !d.freeze && d.i-1 <= d.defaultEnd }
 
 func (d *determinizer) nonDet(what string) error {
 	if d.freeze {
@@ -220,6 +240,10 @@ func (d *determinizer) dateArg(t Token) error {
 	v := strings.ReplaceAll(t.Text[1:len(t.Text)-1], "''", "'")
 	switch strings.ToLower(v) {
 	case "now":
+		if d.inDefault() {
+			d.replace(t.Pos, "CURRENT_TIMESTAMP")
+			return nil
+		}
 		if !d.freeze {
 			return d.nonDet(fmt.Sprintf("%s('now')", strings.ToLower(f)))
 		}
@@ -240,8 +264,23 @@ func (d *determinizer) word(t Token) (bool, error) {
 	open := d.next(d.i)
 	isCall := isPunct(d.tokAt(open), "(")
 	switch name {
+	case "DEFAULT":
+		if d.verb == "CREATE TABLE" && !d.freeze {
+			// The expression: a parenthesized one, a signed number, or
+			// one term.
+			end := open
+			if tk := d.tokAt(open); tk.Kind == TokOp && (tk.Text == "-" || tk.Text == "+") {
+				end = d.next(open + 1)
+			} else if isCall {
+				if c, _ := d.args(open); c >= 0 {
+					end = c
+				}
+			}
+			d.defaultEnd = end
+		}
+		return false, nil
 	case "CURRENT_TIMESTAMP", "CURRENT_DATE", "CURRENT_TIME":
-		if isCall {
+		if isCall || d.inDefault() {
 			return false, nil
 		}
 		if !d.freeze {
@@ -288,6 +327,14 @@ func (d *determinizer) word(t Token) (bool, error) {
 		// strftime(format) with no time value means now
 		closeAt, commas := d.args(open)
 		if closeAt >= 0 && commas == 0 {
+			if d.inDefault() {
+				if d.insertAt == nil {
+					d.insertAt = map[int]string{}
+				}
+				d.insertAt[closeAt] = ", CURRENT_TIMESTAMP"
+				d.changed = true
+				break
+			}
 			if !d.freeze {
 				return false, d.nonDet("strftime() without a time value")
 			}
@@ -298,6 +345,15 @@ func (d *determinizer) word(t Token) (bool, error) {
 			d.changed = true
 		}
 	case nowDefault[name] && emptyArgs:
+		if d.inDefault() {
+			d.changed = true
+			d.emit(t)
+			d.emit(Token{Kind: TokPunct, Pos: d.toks[open].Pos, Text: "("})
+			d.emit(Token{Kind: tokExpr, Pos: d.toks[open].Pos, Text: "CURRENT_TIMESTAMP"})
+			d.emit(Token{Kind: TokPunct, Pos: d.toks[closeIdx].Pos, Text: ")"})
+			d.i = closeIdx + 1
+			return true, nil
+		}
 		if !d.freeze {
 			return false, d.nonDet(strings.ToLower(name) + "()")
 		}

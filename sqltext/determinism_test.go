@@ -73,13 +73,16 @@ func TestMakeDeterministicRefuses(t *testing.T) {
 		{"insert into t values (datetime('now', 'localtime'))", "localtime"},
 		{"insert into t values (datetime(x, 'utc'))", "utc"},
 		{"insert into t values (total_changes())", "total_changes"},
-		{"create table t (a timestamptz default " + sqlNowTZ + ")", "strftime('now')"},
-		{"create table t (a text default current_timestamp)", "CURRENT_TIMESTAMP"},
 		{"create table t (a int default (random()))", "random()"},
 		{"alter table t add column a text default (datetime())", "datetime()"},
-		{"create table t (a text default (strftime('%s')))", "strftime() without a time value"},
 		{"create trigger tr after insert on t begin update t set a = random(); end", "random()"},
 		{"create table t (a int check (a < random()))", "random()"},
+		{"create table t (a int default 1 check (a < julianday('now')))", "julianday('now')"},
+		{"create table t (a int default (1), b text check (b < current_date))", "CURRENT_DATE"},
+		{"create table t (a text default (datetime('now', 'localtime')))", "localtime"},
+		{"create table t (a text default (hex(randomblob(16))))", "randomblob()"},
+		{"create trigger tr after insert on t begin update t set a = current_timestamp; end", "CURRENT_TIMESTAMP"},
+		{"alter table t add column a text default current_timestamp", "CURRENT_TIMESTAMP"},
 	}
 	for _, tt := range tests {
 		got, err := MakeDeterministic(tt.in, testNow, testRand())
@@ -92,6 +95,37 @@ func TestMakeDeterministicRefuses(t *testing.T) {
 	}
 	if _, err := MakeDeterministic("select 'x", testNow, testRand()); !errors.Is(err, ErrSyntax) {
 		t.Errorf("bad text: %v", err)
+	}
+}
+
+// TestMakeDeterministicDefaultClock: the clock in a column DEFAULT of
+// CREATE TABLE is kept as CURRENT_TIMESTAMP (the fsm evaluates it with the
+// inserting entry's clock) instead of being refused.
+func TestMakeDeterministicDefaultClock(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"create table t (a text default current_timestamp, b text default CURRENT_DATE, c text default current_time)",
+			"create table t (a text default current_timestamp, b text default CURRENT_DATE, c text default current_time)"},
+		{"create table t (a timestamptz default " + sqlNowTZ + ", b int default -1)",
+			"create table t (a timestamptz default (strftime('%Y-%m-%d %H:%M:%f+00:00',CURRENT_TIMESTAMP)), b int default -1)"},
+		{"create table t (a text default (datetime('now')) not null, b text default (date()), c int default (strftime('%s')))",
+			"create table t (a text default (datetime(CURRENT_TIMESTAMP)) not null, b text default (date(CURRENT_TIMESTAMP)), c int default (strftime('%s', CURRENT_TIMESTAMP)))"},
+		{"create table t (a text default (datetime(current_timestamp, '+1 day')), b text default 'now')",
+			"create table t (a text default (datetime(current_timestamp, '+1 day')), b text default 'now')"},
+	}
+	for _, tt := range tests {
+		got, err := MakeDeterministic(tt.in, testNow, testRand())
+		if err != nil || got != tt.want {
+			t.Errorf("MakeDeterministic(%q)\n got %q, %v\nwant %q", tt.in, got, err, tt.want)
+		}
+	}
+	// Through Translate, as the server does it.
+	tq, err := Translate("CREATE TABLE ev (id serial primary key, at timestamptz NOT NULL DEFAULT now(), d date DEFAULT CURRENT_DATE)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := MakeDeterministic(tq, testNow, testRand())
+	if err != nil || strings.Contains(got, "'now'") || !strings.Contains(got, "CURRENT_TIMESTAMP") {
+		t.Errorf("MakeDeterministic(%q) = %q, %v", tq, got, err)
 	}
 }
 
