@@ -64,8 +64,9 @@
 //   - transaction_read_only, default_transaction_read_only, in_hot_standby
 //     and pg_is_in_recovery() report whether this node leads, so that
 //     target_session_attrs=read-write finds the leader.
-//   - Parameter types are inferred for $n::type, col = $n, INSERT … VALUES
-//     and LIMIT; others are 0 and clients send them as text.
+//   - Parameter types are inferred for $n::type, col = $n (any comparison),
+//     col IN ($n, …), BETWEEN, LIKE, INSERT … VALUES and LIMIT/OFFSET;
+//     others are 0 and clients send them as text.
 //   - Result types: declared column types map to OIDs (declTypeOID); an
 //     expression column takes its type from its values when rows are known
 //     (simple Query, Describe P before Execute), from its expression when
@@ -79,8 +80,10 @@
 //     information_schema.tables/columns/schemata and pg_tables become
 //     subqueries over sqlite_master so their WHERE clauses run in SQLite;
 //     any other catalog query gets zero rows with its select list's columns.
-//   - SET LOCAL acts like SET; savepoints, LISTEN/NOTIFY, COPY and the
-//     fastpath function call are refused with 0A000.
+//   - SET LOCAL acts like SET. SAVEPOINT and RELEASE are accepted inside a
+//     transaction (they change nothing while nothing is rolled back to
+//     them); ROLLBACK TO, LISTEN/NOTIFY, COPY and the fastpath function
+//     call are refused with 0A000.
 //
 // # Debugging
 //

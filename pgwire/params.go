@@ -179,6 +179,16 @@ func inferParamTypes(ps *prepared, lookup columnLookup) {
 		if k+2 < len(sig) && comparisonOps[sig[k+1].Text] {
 			set(idx, colType(k+2))
 		}
+		if k >= 2 && sig[k-1].IsKeyword("BETWEEN") {
+			set(idx, colType(k-2))
+		}
+		if k >= 4 && sig[k-1].IsKeyword("AND") && sig[k-3].IsKeyword("BETWEEN") {
+			set(idx, colType(k-4))
+		}
+		// col IN ($1, $2, …)
+		if open := enclosingParen(sig, k); open >= 2 && sig[open-1].IsKeyword("IN") {
+			set(idx, colType(open-2))
+		}
 	}
 	inferInsert(sig, lookup, set)
 }
@@ -295,4 +305,21 @@ func insertValuesCount(text string) (int64, bool) {
 		}
 	}
 	return n, n > 0
+}
+
+// enclosingParen returns the index of the "(" that directly encloses
+// sig[k] in a comma list, or -1.
+func enclosingParen(sig []sqltext.Token, k int) int {
+	for j := k - 1; j >= 0; j-- {
+		switch sig[j].Text {
+		case "(":
+			return j
+		case ",":
+			continue
+		}
+		if sig[j].Kind != sqltext.TokParam && sig[j].Kind != sqltext.TokNumber && sig[j].Kind != sqltext.TokString {
+			return -1
+		}
+	}
+	return -1
 }

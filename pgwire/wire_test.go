@@ -120,6 +120,10 @@ func TestWireExtended(t *testing.T) {
 		&pgproto3.Describe{ObjectType: 'S', Name: "s1"}, &pgproto3.Sync{})
 	expect(t, w.until("ReadyForQuery"), "ParseComplete", "ParameterDescription:[23]", "RowDescription:id/23/0,name/25/0", "ReadyForQuery:I")
 
+	w.send(&pgproto3.Parse{Query: "select name from t where id in ($1, $2) and id between $3 and $4 and name like $5 limit $6"},
+		&pgproto3.Describe{ObjectType: 'S'}, &pgproto3.Sync{})
+	expect(t, w.until("ReadyForQuery"), "ParseComplete", "ParameterDescription:[23 23 23 23 25 20]", "RowDescription:name/25/0", "ReadyForQuery:I")
+
 	// A portal with a row limit: PortalSuspended, then the rest (inside a
 	// transaction, as portals live until its end).
 	w.send(&pgproto3.Query{String: "begin"})
