@@ -84,8 +84,12 @@
 // touches the outside (dialling, HTTP client, clock, bench driver,
 // terminal detection) sits in env so tests replace it: the shell runs
 // against an in-process fake connection, the admin commands against
-// httptest servers, bench against a fake driver. Tests that need a real
-// PostgreSQL run only when RAFTSQL_TEST_PG (a connection URL) is set.
+// httptest servers, bench against a fake driver; pg_test.go and
+// pgwire_test.go run the real connection code against a tiny pgproto3
+// server and against raftsql's own pgwire front end on its SQLite test
+// engine; interactive_test.go drives the readline prompt over a pipe.
+// Tests that need a real server run only when RAFTSQL_TEST_PG (a
+// postgres:// URL of PostgreSQL 15 or raftsqld) is set.
 // To see what the shell sends, run the server with query logging, or
 // psql -E for the psql equivalents of \dt and \d.
 package main
