@@ -521,6 +521,7 @@ func TestStep_RejectsMalformedMessages(t *testing.T) {
 		{Type: MsgHup, From: "n2", Term: 1},
 		{Type: MsgSnapStatus, From: "n2", Term: 1},
 		{Type: MsgApp, From: "", Term: 2},
+		{Type: MsgVote, From: "n1", Term: 5, Index: 9, LogTerm: 5},
 		{Type: MsgApp, From: "n2", To: "n9", Term: 2},
 		{Type: MsgApp, From: "n2", Term: 0},
 		{Type: MsgApp, From: "n2", Term: 2, Index: 2, LogTerm: 1, Entries: []Entry{{Index: 5, Term: 2}}},

@@ -113,6 +113,9 @@ func (rn *RawNode) validate(m Message) error {
 	if m.From == "" {
 		return fmt.Errorf("%w: %s without sender", ErrBadMessage, m.Type)
 	}
+	if m.From == rn.r.id {
+		return fmt.Errorf("%w: %s claims to come from this node", ErrBadMessage, m.Type)
+	}
 	if m.To != "" && m.To != rn.r.id {
 		return fmt.Errorf("%w: %s addressed to %q", ErrBadMessage, m.Type, m.To)
 	}
