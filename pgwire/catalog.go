@@ -139,8 +139,15 @@ func parseBuiltinSelect(text string) ([]builtinCall, bool) {
 
 // isLocalQuery reports whether a read is answered by the front end.
 func isLocalQuery(text string) bool {
-	if _, ok := parseBuiltinSelect(text); ok {
-		return true
+	lower := strings.ToLower(text)
+	if !strings.Contains(lower, "from") {
+		if _, ok := parseBuiltinSelect(text); ok {
+			return true
+		}
+	}
+	// Every catalog word and relation contains one of these.
+	if !strings.Contains(lower, "pg_") && !strings.Contains(lower, "information_schema") {
+		return false
 	}
 	return isCatalogQuery(text)
 }
