@@ -394,8 +394,8 @@ func (n *Node) do(ctx context.Context, f func() error) error {
 // LeaseValid reports whether this node is the leader and may serve a read
 // from local state without a read-index round. It is true only if the
 // core reports a lease (leader, check-quorum on, no leadership transfer in
-// progress, and none in this term that sent MsgTimeoutNow) and now is
-// before
+// progress, and none recently abandoned after sending MsgTimeoutNow; see
+// RawNode.LeaseStartTick) and now is before
 //
 //	time(tick of the newest quorum-acknowledged heartbeat round)
 //	  + MinClusterElectionTimeout - tick interval - LeaseDriftBound
