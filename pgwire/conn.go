@@ -18,6 +18,10 @@ import (
 	"github.com/raftsql/raftsql/sqltext"
 )
 
+// flushThreshold is how many bytes of rows are buffered before they are
+// written to the client.
+const flushThreshold = 256 << 10
+
 type txnState int
 
 const (
@@ -58,6 +62,8 @@ type conn struct {
 	unitWrite  bool      // unit contains a write
 	errSent    bool      // an ErrorResponse was sent in this group
 	skipToSync bool      // extended protocol: ignore until Sync
+
+	unflushed int // bytes of DataRows sent since the last flush (approx.)
 
 	runMu     sync.Mutex
 	runCancel context.CancelCauseFunc
@@ -750,6 +756,17 @@ func (c *conn) resolve(it item) bool {
 		c.be.Send(&pgproto3.DataRow{Values: vals})
 		p.pos++
 		sent++
+		// Stream big results instead of buffering them whole.
+		for _, v := range vals {
+			c.unflushed += len(v) + 4
+		}
+		if c.unflushed > flushThreshold {
+			c.unflushed = 0
+			if err := c.be.Flush(); err != nil {
+				c.skipToSync = true
+				return false
+			}
+		}
 	}
 	if p.pos < len(rs.rows) {
 		c.be.Send(&pgproto3.PortalSuspended{})

@@ -463,3 +463,33 @@ func TestEngineSQLState(t *testing.T) {
 		t.Fatalf("count = %d, %v", n, err)
 	}
 }
+
+// TestLargeResult: a result bigger than the flush threshold streams out
+// and arrives whole.
+func TestLargeResult(t *testing.T) {
+	s := startServer(t, nil)
+	c := connect(t, s, "")
+	ctx := ctxT(t)
+	if _, err := c.Exec(ctx, "create table big (a integer primary key, b text)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Exec(ctx, "with recursive n(i) as (select 1 union all select i + 1 from n where i < 3000) insert into big select i, printf('%.500c', 'x') from n"); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := c.Query(ctx, "select a, b from big order by a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for rows.Next() {
+		var a int
+		var b string
+		if err := rows.Scan(&a, &b); err != nil || a != n+1 || len(b) != 500 {
+			t.Fatalf("row %d: %d %d %v", n, a, len(b), err)
+		}
+		n++
+	}
+	if rows.Err() != nil || n != 3000 {
+		t.Fatalf("%d rows, %v", n, rows.Err())
+	}
+}
