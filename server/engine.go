@@ -118,6 +118,7 @@ type session struct {
 	id  uint64
 	seq uint64
 	rnd *mrand.Rand
+	tx  txState
 }
 
 func (s *session) Close() {}
@@ -126,15 +127,17 @@ func (s *session) Close() {}
 // it. Across leader changes and dropped proposals it proposes the same
 // (session, seq) again: the fsm applies it at most once.
 func (s *session) Write(ctx context.Context, stmts []fsm.Statement) (res []fsm.Result, err error) {
-	e := s.e
-	start := time.Now()
-	defer func() { e.metrics.observeWrite(time.Since(start), err) }()
-	if _, ok := ctx.Deadline(); !ok && e.writeTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, e.writeTimeout)
-		defer cancel()
+	now := s.e.clock().UTC()
+	det, err := s.deterministic(stmts, now)
+	if err != nil {
+		return nil, err
 	}
-	now := e.clock().UTC()
+	return s.propose(ctx, fsm.Command{UnixMicro: now.UnixMicro(), Stmts: det})
+}
+
+// deterministic fixes the non-deterministic parts of stmts (random(),
+// 'now', …) once, here, so that every node applies the same text.
+func (s *session) deterministic(stmts []fsm.Statement, now time.Time) ([]fsm.Statement, error) {
 	det := make([]fsm.Statement, len(stmts))
 	for i, st := range stmts {
 		q, err := sqltext.MakeDeterministic(st.SQL, now, s.rnd)
@@ -143,8 +146,23 @@ func (s *session) Write(ctx context.Context, stmts []fsm.Statement) (res []fsm.R
 		}
 		det[i] = fsm.Statement{SQL: q, Args: st.Args}
 	}
+	return det, nil
+}
+
+// propose gives cmd the session's id and next sequence number, proposes
+// it, and waits until this node applied it.
+func (s *session) propose(ctx context.Context, cmd fsm.Command) (res []fsm.Result, err error) {
+	e := s.e
+	start := time.Now()
+	defer func() { e.metrics.observeWrite(time.Since(start), err) }()
+	if _, ok := ctx.Deadline(); !ok && e.writeTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, e.writeTimeout)
+		defer cancel()
+	}
 	s.seq++
-	data := fsm.EncodeCommand(fsm.Command{SessionID: s.id, Seq: s.seq, UnixMicro: now.UnixMicro(), Stmts: det})
+	cmd.SessionID, cmd.Seq = s.id, s.seq
+	data := fsm.EncodeCommand(cmd)
 	w := e.sm.Expect(s.id, s.seq)
 	defer w.Cancel()
 
@@ -216,22 +234,24 @@ func (s *session) Read(ctx context.Context, c pgwire.Consistency, stmts []fsm.St
 	e := s.e
 	start := time.Now()
 	defer func() { e.metrics.observeRead(time.Since(start), err) }()
-	switch c {
-	case pgwire.Stale:
-	case pgwire.Lease:
-		if ok, err := e.leaseRead(ctx); err != nil {
-			return nil, err
-		} else if !ok {
-			if err := e.readIndex(ctx); err != nil {
-				return nil, err
-			}
-		}
-	default:
-		if err := e.readIndex(ctx); err != nil {
-			return nil, err
-		}
+	if err := e.catchUp(ctx, c); err != nil {
+		return nil, err
 	}
 	return e.sm.Query(ctx, stmts)
+}
+
+// catchUp makes the local replica as fresh as c requires.
+func (e *engine) catchUp(ctx context.Context, c pgwire.Consistency) error {
+	switch c {
+	case pgwire.Stale:
+		return nil
+	case pgwire.Lease:
+		ok, err := e.leaseRead(ctx)
+		if err != nil || ok {
+			return err
+		}
+	}
+	return e.readIndex(ctx)
 }
 
 // leaseRead waits for the leader's commit index to be applied while its

@@ -62,6 +62,8 @@ func (a *httpAPI) routes() http.Handler {
 	mux.HandleFunc("POST /join", a.join)
 	mux.HandleFunc("POST /remove", a.remove)
 	mux.HandleFunc("POST /transfer-leadership", a.transfer)
+	mux.HandleFunc("GET /backup", a.backup)
+	mux.HandleFunc("POST /restore", a.restore)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
