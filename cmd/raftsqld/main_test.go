@@ -101,4 +101,3 @@ func TestBadFlagCombinations(t *testing.T) {
 		}
 	}
 }
-
