@@ -9,6 +9,18 @@
 // The package does no network I/O and holds no global state: the front
 // ends (pgwire/, server/) own the connections and call into it.
 //
+// # Lifecycle
+//
+// raftsqld calls Load once at start-up with its flags (Options); it reads
+// and checks every file, so that a bad file stops the node with an error
+// naming it, and returns a Setup: Users for pgwire.Config.Users and the
+// HTTP API (Setup.HTTPHandler), ClientTLS for pgwire.Config.TLSConfig,
+// HTTPTLS for the HTTP listener, PeerServer for
+// transport.TCPConfig.TLS, and HTTPClient for a node's calls to another
+// node's API. Everything it returns is immutable and safe for concurrent
+// use. Certificates and the auth file are read once; a restart (or a new
+// Load swapped in) picks up changes.
+//
 // # The auth file
 //
 // One user per line:

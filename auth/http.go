@@ -59,13 +59,17 @@ func BasicAuth(users *Users) func(http.Handler) http.Handler {
 }
 
 // RequireNode returns middleware that lets a request through only from
-// another node (NodeName), and answers 403 with a JSON error otherwise:
-// for endpoints such as POST /join under --peer-tls, so that a process
-// without a certificate of the cluster CA cannot join.
+// another node (NodeName) or from a user that BasicAuth, run before it,
+// authenticated; otherwise it answers 403 with a JSON error. It is for
+// endpoints such as POST /join under --peer-tls, so that a process
+// without a certificate of the cluster CA cannot join, while an operator
+// with a password (under --auth-file) still can.
 func RequireNode(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := NodeName(r); !ok {
-			writeJSONError(w, http.StatusForbidden, "only a node with a certificate of the cluster CA (--peer-tls) may call this")
+		_, node := NodeName(r)
+		user, _ := UserFromContext(r.Context())
+		if !node && user == "" {
+			writeJSONError(w, http.StatusForbidden, "only a node with a certificate of the cluster CA (--peer-tls) or an authenticated user may call this")
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -31,6 +31,7 @@ func TestHTTPWithNodeCertificates(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.Handle("/status", auth.BasicAuth(users)(whoami))
 	mux.Handle("/join", auth.RequireNode(whoami))
+	mux.Handle("/join-or-user", auth.BasicAuth(users)(auth.RequireNode(whoami)))
 
 	start := func(caFile string) *httptest.Server {
 		cfg, err := auth.HTTPTLS(srvCert, srvKey, caFile)
@@ -80,6 +81,9 @@ func TestHTTPWithNodeCertificates(t *testing.T) {
 		{"operator wrong password", operator, "/status", "admin", "px", 401, ""},
 		{"anonymous status", operator, "/status", "", "", 401, ""},
 		{"operator join", operator, "/join", "admin", "pw", 403, ""},
+		{"node join (with auth)", node, "/join-or-user", "", "", 200, `{"node":"n2","user":""}` + "\n"},
+		{"operator join (with auth)", operator, "/join-or-user", "admin", "pw", 200, `{"node":"","user":"admin"}` + "\n"},
+		{"anonymous join (with auth)", operator, "/join-or-user", "", "", 401, ""},
 	} {
 		code, body := get(tc.c, srv.URL+tc.path, tc.user, tc.pw)
 		if code != tc.code || tc.body != "" && body != tc.body {
