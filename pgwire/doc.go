@@ -12,8 +12,13 @@
 //		MaxMessageSize: 64 << 20, // per client message (default 64 MiB)
 //		MaxConns: 0,             // 0: unbounded
 //		TLSConfig: nil,          // nil answers SSLRequest with 'N'
-//		Authenticate: nil,       // nil accepts any user/database
+//		Users: nil,              // user → SCRAMVerifier; nil: no passwords
+//		Authenticate: nil,       // extra user/database check, nil: none
 //	})
+//
+// For --auth-file, store SCRAMVerifier.String() (PostgreSQL's
+// "SCRAM-SHA-256$iter:salt$StoredKey:ServerKey" form, from
+// NewSCRAMVerifier) per user and load it with ParseSCRAMVerifier.
 //	err = srv.Serve(ctx, listener) // until ctx ends: ErrServerClosed
 //
 // # Layers
@@ -23,8 +28,9 @@
 //	startup (conn.startup)          ▼
 //	  SSLRequest/GSSEncRequest → 'N' (or TLS via Config.TLSConfig)
 //	  CancelRequest → Server.cancel(pid, key) → that conn's cancelRunning
-//	  StartupMessage → options (-c raftsql.read_consistency=…), Authenticate,
-//	  AuthenticationOk, ParameterStatus×13, BackendKeyData, ReadyForQuery
+//	  StartupMessage → options (-c raftsql.read_consistency=…), SCRAM-SHA-256
+//	  (scram.go, when Config.Users is set), Authenticate, AuthenticationOk,
+//	  ParameterStatus×13, BackendKeyData, ReadyForQuery
 //	                                │
 //	message loop (conn.handle)      ▼  pgproto3.Backend.Receive, size-capped
 //	  Query ─► Split ─► prepare each statement ─┐

@@ -30,9 +30,14 @@ type Config struct {
 	// TLSConfig, when set, makes the server answer SSLRequest with 'S'
 	// and run the rest of the connection over TLS. Nil answers 'N'.
 	TLSConfig *tls.Config
-	// Authenticate is called with the startup user and database before
-	// AuthenticationOk; an error refuses the connection (28000). Nil
-	// accepts everyone. (Password exchange, e.g. SCRAM, will hook in here.)
+	// Users, when set, makes clients authenticate with SCRAM-SHA-256: it
+	// returns the stored verifier of a user (false: no such user; the
+	// client then fails like one with a wrong password, 28P01). Nil
+	// accepts any user without a password.
+	Users func(user string) (SCRAMVerifier, bool)
+	// Authenticate, when set, is called with the startup user and
+	// database after any password check; an error refuses the connection
+	// (28000).
 	Authenticate func(ctx context.Context, user, database string) error
 	// ServerVersion is reported as server_version and by version()
 	// (default "15.0 (raftsql)"); clients need a 15.x-looking value.
