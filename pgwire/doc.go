@@ -19,6 +19,7 @@
 // For --auth-file, store SCRAMVerifier.String() (PostgreSQL's
 // "SCRAM-SHA-256$iter:salt$StoredKey:ServerKey" form, from
 // NewSCRAMVerifier) per user and load it with ParseSCRAMVerifier.
+//
 //	err = srv.Serve(ctx, listener) // until ctx ends: ErrServerClosed
 //
 // # Layers
