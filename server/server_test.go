@@ -303,3 +303,29 @@ func TestJoinAsLearnerThenPromoted(t *testing.T) {
 		t.Fatalf("joined node sees %d rows, want 120", n)
 	}
 }
+
+func TestCloseOnLeaderHandsLeadershipOver(t *testing.T) {
+	c := startCluster(t, 3)
+	lead := c.waitLeader()
+	term := c.servers[lead].node.Status().Term
+	c.stop(lead)
+	// The transfer completed before Close returned: a remaining node is
+	// already leader, in the next term. Without the hand-off no node could
+	// be leader yet, since followers wait out an election timeout (>= 1s)
+	// of the leader's silence first.
+	leaders := 0
+	for _, s := range c.servers {
+		if s == nil {
+			continue
+		}
+		if st := s.node.Status(); st.Role == consensus.RoleLeader {
+			leaders++
+			if st.Term != term+1 {
+				t.Fatalf("new leader %s in term %d, want %d", st.ID, st.Term, term+1)
+			}
+		}
+	}
+	if leaders != 1 {
+		t.Fatalf("%d leaders right after the old leader stopped, want 1 (leadership was not handed over)", leaders)
+	}
+}
