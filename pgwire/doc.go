@@ -15,12 +15,11 @@
 //		Users: nil,              // user → SCRAMVerifier; nil: no passwords
 //		Authenticate: nil,       // extra user/database check, nil: none
 //	})
+//	err = srv.Serve(ctx, listener) // until ctx ends: ErrServerClosed
 //
 // For --auth-file, store SCRAMVerifier.String() (PostgreSQL's
 // "SCRAM-SHA-256$iter:salt$StoredKey:ServerKey" form, from
 // NewSCRAMVerifier) per user and load it with ParseSCRAMVerifier.
-//
-//	err = srv.Serve(ctx, listener) // until ctx ends: ErrServerClosed
 //
 // # Layers
 //
