@@ -156,7 +156,7 @@ func TestMembership(t *testing.T) {
 	if err := n4.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	q := "SELECT count(*), sum(id) FROM members_t"
+	q := "SELECT count(*), CAST(sum(id) AS INTEGER) FROM members_t"
 	got := compareReplicas(ctx, t, c, q)[q]
 	if fmt.Sprint(got) != "[[61 1830]]" {
 		t.Errorf("members_t: %v, want 61 rows", got)
