@@ -493,3 +493,33 @@ func TestLargeResult(t *testing.T) {
 		t.Fatalf("%d rows, %v", n, rows.Err())
 	}
 }
+
+// TestSCRAMMalformed: garbage in the SASL exchange gets 08P01 and a
+// closed connection.
+func TestSCRAMMalformed(t *testing.T) {
+	s := startServer(t, func(c *pgwire.Config) {
+		c.Users = func(string) (pgwire.SCRAMVerifier, bool) { return pgwire.SCRAMVerifier{}, false }
+	})
+	for _, first := range []string{"", "garbage", "n,,n=u", "p=tls-server-end-point,,n=,r=x"} {
+		nc, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+		fe := pgproto3.NewFrontend(nc, nc)
+		fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30, Parameters: map[string]string{"user": "u"}})
+		fe.Flush()
+		if m, err := fe.Receive(); err != nil {
+			t.Fatal(err)
+		} else if _, ok := m.(*pgproto3.AuthenticationSASL); !ok {
+			t.Fatalf("got %T", m)
+		}
+		fe.Send(&pgproto3.SASLInitialResponse{AuthMechanism: "SCRAM-SHA-256", Data: []byte(first)})
+		fe.Flush()
+		m, err := fe.Receive()
+		if e, ok := m.(*pgproto3.ErrorResponse); err != nil || !ok || e.Code != "08P01" {
+			t.Fatalf("%q: %#v %v", first, m, err)
+		}
+		nc.Close()
+	}
+}
