@@ -26,9 +26,14 @@ import (
 //
 // Version 2 is a restore command: the same header (version 2), then
 // uvarint len and the database file's bytes.
+//
+// Version 3 is version 1 with uvarint ReadVersion after UnixMicro. The
+// encoder writes version 1 when ReadVersion is 0, so commands that do not
+// use it keep their bytes (and older decoders can read them).
 const (
 	commandVersion = 1
 	restoreVersion = 2
+	readVersionFmt = 3
 )
 
 const (
@@ -113,10 +118,17 @@ func EncodeCommand(c Command) []byte {
 		return append(b, c.Restore...)
 	}
 	b := make([]byte, 0, size)
-	b = append(b, commandVersion)
+	if c.ReadVersion != 0 {
+		b = append(b, readVersionFmt)
+	} else {
+		b = append(b, commandVersion)
+	}
 	b = binary.AppendUvarint(b, c.SessionID)
 	b = binary.AppendUvarint(b, c.Seq)
 	b = binary.AppendVarint(b, c.UnixMicro)
+	if c.ReadVersion != 0 {
+		b = binary.AppendUvarint(b, c.ReadVersion)
+	}
 	b = binary.AppendUvarint(b, uint64(len(c.Stmts)))
 	for _, s := range c.Stmts {
 		b = appendString(b, s.SQL)
@@ -280,7 +292,7 @@ func DecodeCommand(b []byte) (Command, error) {
 	var c Command
 	d := &decoder{b: b}
 	version := d.byte()
-	if d.err == nil && version != commandVersion && version != restoreVersion {
+	if d.err == nil && version != commandVersion && version != restoreVersion && version != readVersionFmt {
 		return c, fmt.Errorf("%w: unknown version %d", ErrCorruptCommand, version)
 	}
 	c.SessionID = d.uvarint()
@@ -302,6 +314,12 @@ func DecodeCommand(b []byte) (Command, error) {
 		}
 		c.Restore = db
 		return c, nil
+	}
+	if version == readVersionFmt {
+		c.ReadVersion = d.uvarint()
+		if d.err == nil && c.ReadVersion == 0 {
+			d.fail("read version 0 in a version %d command", version)
+		}
 	}
 	n := d.count(2)
 	if n > 0 {

@@ -23,6 +23,7 @@ func TestCommandRoundTrip(t *testing.T) {
 			{SQL: "SELECT 1", Args: []any{[]byte{}}},
 		}}, Command{}},
 		{"restore", Command{SessionID: 9, Seq: 8, UnixMicro: 7, Restore: []byte{1, 2, 3}}, Command{}},
+		{"read version", Command{SessionID: 1, Seq: 2, UnixMicro: 3, ReadVersion: 1 << 50, Stmts: []Statement{{SQL: "UPDATE t SET a = $1", Args: []any{int64(1)}}}}, Command{}},
 		{"normalized", Command{Stmts: []Statement{{SQL: "x", Args: []any{1, int32(-2), uint16(3), true, false, float32(0.5), []byte(nil)}}}},
 			Command{Stmts: []Statement{{SQL: "x", Args: []any{int64(1), int64(-2), int64(3), int64(1), int64(0), 0.5, nil}}}}},
 	}
@@ -57,6 +58,8 @@ func TestDecodeCommandErrors(t *testing.T) {
 		{"trailing", append(append([]byte{}, good...), 0), true},
 		{"huge count", []byte{1, 1, 1, 1, 0xff, 0xff, 0xff, 0xff, 0x0f}, true},
 		{"bad tag", []byte{1, 1, 1, 1, 1, 0, 1, 9}, true},
+		{"read version 0", []byte{3, 1, 1, 1, 0, 0}, true},
+		{"truncated read version", []byte{3, 1, 1, 1, 0x80}, true},
 		{"unsupported type", EncodeCommand(Command{SessionID: 1, Seq: 1, Stmts: []Statement{{SQL: "x", Args: []any{time.Now()}}}}), true},
 	}
 	for _, tc := range tests {
@@ -72,6 +75,21 @@ func TestDecodeCommandErrors(t *testing.T) {
 				t.Errorf("statements returned with an error: %+v", c.Stmts)
 			}
 		})
+	}
+}
+
+// TestCommandVersions: a command without ReadVersion keeps the version 1
+// bytes; with it, version 3.
+func TestCommandVersions(t *testing.T) {
+	c := Command{SessionID: 1, Seq: 2, UnixMicro: 3, Stmts: []Statement{{SQL: "SELECT 1"}}}
+	v1 := EncodeCommand(c)
+	if want := []byte{1, 1, 2, 6, 1, 8}; string(v1[:len(want)]) != string(want) {
+		t.Fatalf("version 1 bytes changed: %v", v1)
+	}
+	c.ReadVersion = 42
+	v3 := EncodeCommand(c)
+	if v3[0] != 3 || len(v3) != len(v1)+1 {
+		t.Fatalf("version 3: %v", v3)
 	}
 }
 
@@ -110,6 +128,7 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Add(EncodeCommand(Command{Stmts: []Statement{{SQL: "x", Args: []any{nil, 1.5, []byte{1}}}}}))
 	f.Add([]byte{})
 	f.Add([]byte{1, 0, 0, 0, 0})
+	f.Add(EncodeCommand(Command{SessionID: 1, ReadVersion: 77, Stmts: []Statement{{SQL: "x"}}}))
 	f.Add(EncodeCommand(Command{SessionID: 5, Seq: 6, Restore: []byte("SQLite format 3\x00")}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := DecodeCommand(b)

@@ -69,6 +69,21 @@
 // statement without running it and reports its parameters, result columns
 // with declared types and whether it is read-only.
 //
+// # Interactive transactions
+//
+// Preview runs a transaction's pending writes and its next statements on
+// a connection of its own, in a transaction that is always rolled back,
+// under the writer's mutex (so it never holds SQLite's write lock while
+// the applier needs it, and the writer's connection state stays as Apply
+// left it); it returns the results and the applied index it read at
+// (version). The COMMIT is proposed with Command.ReadVersion = version:
+// _raftsql_meta's last_write_index is the index of the last entry that
+// changed the database (a command that committed and ran a statement that
+// is not read-only — an UPDATE of no rows counts —, or a restore), kept in
+// the same transaction as the entry; a command whose ReadVersion is below
+// it fails as a whole with CodeConflict (SQLSTATE 40001), alike on every
+// node. No-ops, configuration changes and failed entries leave it.
+//
 // # Snapshots and backups
 //
 // SnapshotFile/Snapshot copy the database with SQLite's online backup API
@@ -89,8 +104,17 @@
 //
 // # Determinism
 //
-// The proposer makes the SQL text deterministic (package sqltext). The fsm
-// keeps the rest deterministic: the same entries give byte-identical
+// The proposer makes the SQL text deterministic (package sqltext). What
+// SQLite evaluates at apply time — a column's DEFAULT CURRENT_TIMESTAMP, a
+// trigger, random() left in the SQL — uses the entry's own clock and
+// randomness: the writer overrides current_timestamp(), current_date(),
+// current_time() (the entry's Command.UnixMicro, UTC, SQLite's formats),
+// random() and randomblob() (a PRNG seeded from the entry's index and
+// term: a new value per row, the same on every node); see entropy.go.
+// SQLite calls these overrides for the DEFAULT of an INSERT too
+// (TestDefaultClockIsTheEntrys); the 'now' of date functions reads the
+// OS clock and is not covered (sqltext rewrites it). The fsm keeps the
+// rest deterministic: the same entries give byte-identical
 // database files however they are batched (the meta row is updated per
 // entry), stored results and the connection-state functions do not
 // depend on connection history (RowsAffected/LastInsertID are set only
@@ -120,7 +144,7 @@
 //
 // The database is DIR/raftsql.db (WAL mode); open it with sqlite3 (read
 // only while the node runs). SELECT * FROM _raftsql_meta shows
-// applied_index, applied_term and conf_index; _raftsql_sessions the
+// applied_index, applied_term, conf_index and last_write_index; _raftsql_sessions the
 // dedup state. A file left as raftsql.db.restore is an interrupted restore
 // and is removed at Open.
 package fsm

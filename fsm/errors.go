@@ -34,6 +34,9 @@ var (
 	errTxnLost = errors.New("fsm: statement ended the batch transaction")
 	// ErrCorruptResults: a stored result could not be decoded.
 	ErrCorruptResults = errors.New("fsm: corrupt stored result")
+	// ErrPendingFailed: a pending statement given to Preview failed; the
+	// error also wraps its *SQLError.
+	ErrPendingFailed = errors.New("fsm: a pending statement of the transaction failed")
 )
 
 // Codes of SQLError values that the fsm produces itself. They live above
@@ -61,4 +64,8 @@ const (
 	CodeStepLimit = 9 | 1000<<8 // SQLITE_INTERRUPT family
 	// CodeBadParameter: wrong number or type of parameters.
 	CodeBadParameter = 25 | 1000<<8 // SQLITE_RANGE family
+	// CodeConflict: a command with a ReadVersion was refused because the
+	// database changed after that version (PostgreSQL's serialization
+	// failure, SQLSTATE 40001: retry the transaction).
+	CodeConflict = 5 | 1000<<8 // SQLITE_BUSY family
 )

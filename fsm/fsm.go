@@ -50,9 +50,12 @@ type FSM struct {
 	log  *slog.Logger
 	opts Options
 
-	// wmu serialises the writer: Apply, Restore, Close.
+	// wmu serialises the writer: Apply, Restore, Close, and Preview,
+	// which runs on pv (a connection of its own) under it, so that it
+	// never holds SQLite's write lock while Apply wants it.
 	wmu sync.Mutex
 	w   *sconn
+	pv  *sconn
 
 	// rmu: readers (Query, Describe, Snapshot) hold it shared while they
 	// use the pool; Restore and Close hold it exclusively to swap or close
@@ -68,8 +71,12 @@ type FSM struct {
 	maxSteps int64
 
 	applied atomic.Uint64
-	amu     sync.Mutex
-	achange chan struct{} // closed and replaced whenever applied moves
+	// lastWrite is last_write_index as committed (LastWriteIndex);
+	// batchLW its value inside the batch being applied (under wmu).
+	lastWrite atomic.Uint64
+	batchLW   uint64
+	amu       sync.Mutex
+	achange   chan struct{} // closed and replaced whenever applied moves
 
 	waiters waiterMap
 }
@@ -86,6 +93,8 @@ var writerPragmas = []string{
 	"synchronous=NORMAL",
 	"foreign_keys=ON",
 }
+
+var previewPragmas = []string{"foreign_keys=ON"}
 
 var readerPragmas = []string{
 	// A statement misclassified as a read can never change this replica
@@ -104,7 +113,7 @@ CREATE TABLE IF NOT EXISTS _raftsql_sessions(
 );
 CREATE INDEX IF NOT EXISTS _raftsql_sessions_updated ON _raftsql_sessions(updated);
 CREATE TABLE IF NOT EXISTS _raftsql_members(id TEXT PRIMARY KEY, addr TEXT NOT NULL, voter INTEGER NOT NULL) WITHOUT ROWID;
-INSERT OR IGNORE INTO _raftsql_meta(key, value) VALUES ('applied_index', 0), ('applied_term', 0), ('conf_index', 0);
+INSERT OR IGNORE INTO _raftsql_meta(key, value) VALUES ('applied_index', 0), ('applied_term', 0), ('conf_index', 0), ('last_write_index', 0);
 `
 
 // Open opens (creating if needed) the database in dir.
@@ -161,6 +170,12 @@ func (f *FSM) openConns() error {
 		w.close()
 		return fmt.Errorf("fsm: %s: %w", f.path, err)
 	}
+	lw, err := readMeta(w, "last_write_index")
+	if err != nil {
+		w.close()
+		return fmt.Errorf("fsm: %s: %w", f.path, err)
+	}
+	f.lastWrite.Store(lw)
 	// changes() in a statement reports the connection's last INSERT,
 	// UPDATE or DELETE. Every entry ends with setApplied (two rows), so
 	// the next entry starts with changes() = 2; make a fresh connection
@@ -178,6 +193,21 @@ func (f *FSM) openConns() error {
 		return err
 	}
 	f.w = w
+	pv, err := openConn(f.path, sqlite3.SQLITE_OPEN_READWRITE, previewPragmas)
+	if err == nil {
+		err = pv.enableBudget(f.maxSteps)
+		if err == nil {
+			err = pv.enableEntropy()
+		}
+		if err != nil {
+			pv.close()
+		}
+	}
+	if err != nil {
+		w.close()
+		return err
+	}
+	f.pv = pv
 	f.pool = make(chan *sconn, f.opts.ReadConns)
 	f.reads = nil
 	for range f.opts.ReadConns {
@@ -203,6 +233,12 @@ func (f *FSM) closeConns() error {
 	}
 	f.reads = nil
 	f.pool = nil
+	if f.pv != nil {
+		if err := f.pv.close(); err != nil {
+			errs = append(errs, err)
+		}
+		f.pv = nil
+	}
 	if f.w != nil {
 		if err := f.w.close(); err != nil {
 			errs = append(errs, err)
@@ -364,6 +400,7 @@ func (f *FSM) applyBatch(entries []consensus.Entry) error {
 		return fmt.Errorf("%w: begin: %w", ErrApplyFailed, err)
 	}
 	var out []batchDelivery
+	f.batchLW = f.lastWrite.Load()
 	for i, e := range entries {
 		w.setBudget(f.maxSteps)
 		switch {
@@ -382,6 +419,7 @@ func (f *FSM) applyBatch(entries []consensus.Entry) error {
 			cmd, derr := DecodeCommand(e.Data)
 			var rs []Result
 			var err error
+			wrote := false
 			if derr == nil && cmd.Restore != nil {
 				derr = errors.New("a restore command must be applied on its own") // unreachable: Apply splits batches
 			}
@@ -390,7 +428,11 @@ func (f *FSM) applyBatch(entries []consensus.Entry) error {
 				rs, err = f.applyBroken(cmd, derr)
 			} else {
 				w.entropy.reset(cmd.UnixMicro, entrySeed(e.Index, e.Term))
-				rs, err = f.applyCommand(cmd)
+				rs, wrote, err = f.applyCommand(cmd)
+			}
+			if err == nil && wrote {
+				err = setMeta(w, "last_write_index", int64(e.Index))
+				f.batchLW = e.Index
 			}
 			if errors.Is(err, errTxnLost) && w.autocommit() {
 				return &batchAbort{at: i, cmd: cmd, results: rs}
@@ -421,6 +463,7 @@ func (f *FSM) applyBatch(entries []consensus.Entry) error {
 		}
 		return fmt.Errorf("%w: commit of entries %d..%d: %w", ErrApplyFailed, entries[0].Index, last.Index, err)
 	}
+	f.lastWrite.Store(f.batchLW)
 	f.setApplied(last.Index)
 	for _, d := range out {
 		f.waiters.deliver(d.key, d.results)
@@ -442,33 +485,45 @@ func (f *FSM) applyBroken(cmd Command, derr error) ([]Result, error) {
 }
 
 // applyCommand applies one command inside the batch transaction, in a
-// savepoint of its own. It returns the command's results; an error means
-// SQLite failed (not the command's SQL).
-func (f *FSM) applyCommand(cmd Command) ([]Result, error) {
+// savepoint of its own. It returns the command's results and whether it
+// changed the database (it committed and ran a statement that is not
+// read-only: last_write_index moves); an error means SQLite failed (not
+// the command's SQL).
+func (f *FSM) applyCommand(cmd Command) (_ []Result, wrote bool, _ error) {
 	if cmd.SessionID != 0 {
 		if prev, ok, err := f.dedup(cmd); err != nil || ok {
-			return prev, err
+			return prev, false, err
 		}
 	}
 	w := f.w
+	if cmd.ReadVersion != 0 && f.batchLW > cmd.ReadVersion {
+		rs := []Result{{Err: conflictError(cmd.ReadVersion, f.batchLW)}}
+		if cmd.SessionID != 0 {
+			if err := finishSession(w, cmd, rs); err != nil {
+				return nil, false, err
+			}
+		}
+		return rs, false, nil
+	}
 	if _, err := w.queryCached("SAVEPOINT raftsql_entry"); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	results := make([]Result, 0, len(cmd.Stmts))
 	failed := false
 	for _, st := range cmd.Stmts {
-		r, err := execWrite(w, st)
+		r, ro, err := execWrite(w, st)
 		if errors.Is(err, errTxnLost) {
-			return append(results, r), err
+			return append(results, r), false, err
 		}
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		results = append(results, r)
 		if r.Err != nil {
 			failed = true
 			break
 		}
+		wrote = wrote || !ro
 	}
 	w.setBudget(f.maxSteps) // the fsm's own statements below are not the entry's work
 	if !failed && w.deferredFKs() {
@@ -482,22 +537,35 @@ func (f *FSM) applyCommand(cmd Command) ([]Result, error) {
 		results[len(results)-1].Err = ferr
 	}
 	if failed {
+		wrote = false
 		if _, err := w.queryCached("ROLLBACK TO raftsql_entry"); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		// A statement failure never ends SQLite's transaction (ROLLBACK
 		// resolution is refused), but make sure of it.
 	}
 	if _, err := w.queryCached("RELEASE raftsql_entry"); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if cmd.SessionID != 0 {
 		if err := finishSession(w, cmd, results); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
-	return results, nil
+	return results, wrote, nil
 }
+
+func conflictError(readVersion, lastWrite uint64) *SQLError {
+	return &SQLError{Code: CodeConflict, Message: fmt.Sprintf(
+		"could not serialize access: the database changed since the transaction read it (read at index %d, changed at index %d)", readVersion, lastWrite)}
+}
+
+// LastWriteIndex returns the index of the last applied entry that changed
+// the database (a write that committed, a restore); no-ops,
+// configuration changes and failed or read-only entries leave it. A
+// Command whose ReadVersion is below it at its own entry fails with
+// CodeConflict.
+func (f *FSM) LastWriteIndex() uint64 { return f.lastWrite.Load() }
 
 // dedup reports whether cmd was already applied for its session, and then
 // the results to return instead.
@@ -563,45 +631,56 @@ func sqlResult(err error) (*SQLError, error) {
 	return nil, err
 }
 
-// execWrite runs one statement of a command on the writer.
-func execWrite(w *sconn, st Statement) (Result, error) {
+// execWrite runs one statement of a command on the writer (or the
+// preview connection); ro reports whether the statement was read-only
+// (sqlite3_stmt_readonly).
+func execWrite(w *sconn, st Statement) (_ Result, ro bool, _ error) {
 	if serr := checkStatement(st.SQL, true); serr != nil {
-		return Result{Err: serr}, nil
+		return Result{Err: serr}, true, nil
 	}
-	r, err := runStatement(context.Background(), w, st)
+	r, ro, err := runStatementRO(context.Background(), w, st)
 	if err != nil {
 		if w.budgetExceeded() {
 			r.Err = &SQLError{Code: CodeStepLimit, Message: fmt.Sprintf("statement exceeded the limit of %d steps for one write", MaxEntrySteps)}
 		} else {
 			se, ferr := sqlResult(err)
 			if ferr != nil {
-				return Result{}, ferr
+				return Result{}, ro, ferr
 			}
 			r.Err = se
 		}
 		if w.autocommit() {
 			// SQLite rolled back the whole batch (an interrupted write
 			// does that): the caller redoes the batch without this entry.
-			return r, errTxnLost
+			return r, ro, errTxnLost
 		}
 	}
-	return r, nil
+	return r, ro, nil
 }
 
 // runStatement prepares, binds and runs st on c, collecting its rows.
 func runStatement(ctx context.Context, c *sconn, st Statement) (Result, error) {
+	r, _, err := runStatementRO(ctx, c, st)
+	return r, err
+}
+
+// runStatementRO is runStatement that also reports whether the statement
+// is read-only.
+func runStatementRO(ctx context.Context, c *sconn, st Statement) (Result, bool, error) {
 	s, release, err := c.stmt(st.SQL)
 	if err != nil {
-		return Result{}, err
+		return Result{}, true, err
 	}
 	defer release()
 	if s == nil {
 		if len(st.Args) != 0 {
-			return Result{}, &SQLError{Code: CodeBadParameter, Message: fmt.Sprintf("empty statement given %d parameters", len(st.Args))}
+			return Result{}, true, &SQLError{Code: CodeBadParameter, Message: fmt.Sprintf("empty statement given %d parameters", len(st.Args))}
 		}
-		return Result{}, nil
+		return Result{}, true, nil
 	}
-	return runPrepared(ctx, c, s, st.Args)
+	ro := s.readOnly()
+	r, err := runPrepared(ctx, c, s, st.Args)
+	return r, ro, err
 }
 
 // runPrepared binds args to s and runs it, collecting its rows.

@@ -53,6 +53,13 @@ type Command struct {
 	// used only for deterministic housekeeping (expiring old sessions).
 	UnixMicro int64
 	Stmts     []Statement
+	// ReadVersion, when non-zero, makes the command conditional (optimistic
+	// concurrency control for interactive transactions): it fails as a
+	// whole with CodeConflict, changing nothing, if an entry that changed
+	// the database (a write that committed, a restore) was applied after
+	// index ReadVersion — typically the version a Preview returned. See
+	// FSM.LastWriteIndex.
+	ReadVersion uint64
 	// Restore, when set, is a whole SQLite database file (e.g. from
 	// FSM.Snapshot or GET /backup) that replaces the state on every node
 	// at this entry; Stmts must be empty then. The cluster's configuration

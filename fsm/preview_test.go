@@ -1,0 +1,222 @@
+package fsm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/raftsql/raftsql/consensus"
+)
+
+func occCmd(session, seq, readVersion uint64, stmts ...Statement) Command {
+	c := cmd(session, seq, stmts...)
+	c.ReadVersion = readVersion
+	return c
+}
+
+// TestReadVersionConflict: last_write_index moves with entries that
+// changed the database only, and a command whose ReadVersion is older
+// fails as a whole with CodeConflict — alike however entries are batched.
+func TestReadVersionConflict(t *testing.T) {
+	es := []consensus.Entry{
+		ent(1, cmd(1, 1, st("CREATE TABLE t(k INTEGER PRIMARY KEY, v INTEGER)"))),
+		ent(2, cmd(1, 2, st("INSERT INTO t VALUES (1, 10)"))),
+		// Read at 1, a write at 2 came after: conflict, nothing applied.
+		ent(3, occCmd(2, 1, 1, st("UPDATE t SET v = v + 1 WHERE k = 1"))),
+		// Read at 2: fine, and it moves last_write_index to 4.
+		ent(4, occCmd(2, 2, 2, st("UPDATE t SET v = v + 100 WHERE k = 1"))),
+		{Term: 2, Index: 5}, // no-op
+		confEntry(6, consensus.ConfAddVoter, "n2", "127.0.0.1:7002"),
+		ent(7, cmd(1, 3, st("INSERT INTO t VALUES (2, 0)"), st("INSERT INTO t VALUES (1, 0)"))), // fails
+		ent(8, cmd(1, 4, st("SELECT * FROM t"))),                                                // read-only
+		ent(9, cmd(1, 5, st("UPDATE t SET v = 0 WHERE k = 99"))),                                // a write of no rows still counts
+		ent(10, occCmd(3, 1, 9, st("INSERT INTO t VALUES (3, 30)"))),
+		ent(11, occCmd(3, 2, 9, st("INSERT INTO t VALUES (4, 40)"))), // 10 wrote after 9
+	}
+	wantLW := []uint64{1, 2, 2, 4, 4, 4, 4, 4, 9, 10, 10}
+	a := openT(t, t.TempDir())
+	for i, e := range es {
+		mustApply(t, a, e)
+		if got := a.LastWriteIndex(); got != wantLW[i] {
+			t.Fatalf("after entry %d: LastWriteIndex = %d, want %d", e.Index, got, wantLW[i])
+		}
+	}
+	b := openT(t, t.TempDir())
+	w3, w4, w11 := b.Expect(2, 1), b.Expect(2, 2), b.Expect(3, 2)
+	mustApply(t, b, es...) // one batch: the conflict is decided inside it
+	ctx := context.Background()
+	r3, _ := w3.Wait(ctx)
+	if len(r3) != 1 || r3[0].Err == nil || r3[0].Err.Code != CodeConflict {
+		t.Fatalf("entry 3: %+v", r3)
+	}
+	if r4, _ := w4.Wait(ctx); len(r4) != 1 || r4[0].Err != nil || r4[0].RowsAffected != 1 {
+		t.Fatalf("entry 4: %+v", r4)
+	}
+	if r11, _ := w11.Wait(ctx); len(r11) != 1 || r11[0].Err == nil || r11[0].Err.Code != CodeConflict {
+		t.Fatalf("entry 11: %+v", r11)
+	}
+	if got := fmt.Sprint(query(t, b, "SELECT k, v FROM t ORDER BY k").Rows); got != "[[1 110] [3 30]]" {
+		t.Fatalf("rows %s", got)
+	}
+	if b.LastWriteIndex() != 10 {
+		t.Fatalf("batched LastWriteIndex = %d", b.LastWriteIndex())
+	}
+	assertSameDB(t, a, b)
+	// A retry of the conflicted command returns the conflict again.
+	if rs := applyOne(t, b, 12, occCmd(3, 2, 9, st("INSERT INTO t VALUES (4, 40)"))); rs[0].Err == nil || rs[0].Err.Code != CodeConflict {
+		t.Fatalf("retry: %+v", rs)
+	}
+	// It survives a restart.
+	dir := b.Dir()
+	b.Close()
+	b = openT(t, dir)
+	if b.LastWriteIndex() != 10 {
+		t.Fatalf("after reopen LastWriteIndex = %d", b.LastWriteIndex())
+	}
+}
+
+// TestRestoreMovesLastWrite: a restore entry changes the database.
+func TestRestoreMovesLastWrite(t *testing.T) {
+	src := openT(t, t.TempDir())
+	applyOne(t, src, 1, cmd(1, 1, st("CREATE TABLE r(x)")))
+	file := snapshotBytes(t, src)
+	f := openT(t, t.TempDir())
+	applyOne(t, f, 1, cmd(1, 1, st("CREATE TABLE t(x)")))
+	rs := applyOne(t, f, 2, Command{SessionID: 2, Seq: 1, UnixMicro: t0, Restore: file})
+	if rs[0].Err != nil {
+		t.Fatal(rs[0].Err)
+	}
+	if f.LastWriteIndex() != 2 {
+		t.Fatalf("LastWriteIndex = %d after restore at 2", f.LastWriteIndex())
+	}
+	if rs := applyOne(t, f, 3, occCmd(3, 1, 1, st("INSERT INTO r VALUES (1)"))); rs[0].Err == nil || rs[0].Err.Code != CodeConflict {
+		t.Fatalf("write read before the restore: %+v", rs)
+	}
+}
+
+func TestPreview(t *testing.T) {
+	f := openT(t, t.TempDir())
+	applyOne(t, f, 1, cmd(1, 1, st("CREATE TABLE t(k INTEGER PRIMARY KEY, v TEXT UNIQUE, at TEXT DEFAULT CURRENT_TIMESTAMP)")))
+	applyOne(t, f, 2, cmd(1, 2, st("INSERT INTO t(k, v) VALUES (1, 'a')")))
+	mustApply(t, f, consensus.Entry{Term: 1, Index: 3}) // a no-op: the version is the applied index
+	ctx := context.Background()
+	pending := []Statement{st("INSERT INTO t(k, v) VALUES (2, 'b')"), st("UPDATE t SET v = v || '!' WHERE k = 1")}
+	stmts := []Statement{
+		st("SELECT k, v, at FROM t ORDER BY k"),
+		st("INSERT INTO t(k, v) VALUES ($1, $2) RETURNING k, v", int64(3), "c"),
+		st("DELETE FROM t WHERE k < 3"),
+		st("INSERT INTO t(k, v) VALUES (9, 'c')"), // UNIQUE fails
+		st("SELECT 1"), // does not run
+	}
+	when := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixMicro()
+	rs, version, err := f.Preview(ctx, pending, stmts, when)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if version != 3 {
+		t.Errorf("version %d, want 3", version)
+	}
+	if len(rs) != 4 {
+		t.Fatalf("%d results: %+v", len(rs), rs)
+	}
+	if got := fmt.Sprint(rs[0].Rows); got != "[[1 a! 2026-01-02 03:04:05] [2 b 2030-01-01 00:00:00]]" {
+		t.Errorf("read of the pending writes: %s", got)
+	}
+	if got := fmt.Sprint(rs[1].Rows, rs[1].RowsAffected, rs[1].LastInsertID, rs[2].RowsAffected); got != "[[3 c]] 1 3 2" {
+		t.Errorf("writes: %s", got)
+	}
+	if rs[3].Err == nil || rs[3].Err.Code != 2067 {
+		t.Errorf("unique violation: %+v", rs[3])
+	}
+	// Nothing of it stayed.
+	if got := fmt.Sprint(query(t, f, "SELECT k, v FROM t").Rows); got != "[[1 a]]" {
+		t.Fatalf("state after preview: %s", got)
+	}
+	// The same statements applied as one entry give the same results.
+	c := cmd(2, 1, append(append([]Statement{}, pending...), stmts...)...)
+	c.UnixMicro = when
+	applied := applyOne(t, f, 4, c)
+	if !reflect.DeepEqual(applied[len(pending):], rs) {
+		t.Errorf("Apply gave %+v\nPreview gave %+v", applied[len(pending):], rs)
+	}
+
+	// A pending statement that fails.
+	_, _, err = f.Preview(ctx, []Statement{st("INSERT INTO nosuch VALUES (1)")}, []Statement{st("SELECT 1")}, when)
+	var se *SQLError
+	if !errors.Is(err, ErrPendingFailed) || !errors.As(err, &se) || se.Code != 1 {
+		t.Errorf("pending failure: %v", err)
+	}
+	// Statements refused in the log are refused here too.
+	rs, _, err = f.Preview(ctx, nil, []Statement{st("BEGIN"), st("SELECT 1")}, when)
+	if err != nil || len(rs) != 1 || rs[0].Err == nil || rs[0].Err.Code != CodeNotAllowed {
+		t.Errorf("BEGIN: %+v %v", rs, err)
+	}
+	// The step limit.
+	f.maxSteps = 300_000
+	rs, _, err = f.Preview(ctx, []Statement{st("INSERT INTO t(k, v) VALUES (50, 'x')")}, []Statement{st(runaway + "INSERT INTO t(k, v) SELECT x + 100, x FROM c")}, when)
+	if err != nil || len(rs) != 1 || rs[0].Err == nil || rs[0].Err.Code != CodeStepLimit {
+		t.Errorf("runaway: %+v %v", rs, err)
+	}
+	// A canceled preview.
+	cctx, cancel := context.WithCancel(ctx)
+	time.AfterFunc(20*time.Millisecond, cancel)
+	f.maxSteps = MaxEntrySteps
+	_, _, err = f.Preview(cctx, nil, []Statement{st(runaway + "SELECT count(*) FROM c")}, when)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("canceled preview: %v", err)
+	}
+	// No lock left behind: the applier goes on.
+	applyOne(t, f, 5, cmd(1, 3, st("INSERT INTO t(k, v) VALUES (7, 'z')")))
+	if n := count(t, f, "t"); n != 2 { // 1 and 7: entry 4 failed as a whole
+		t.Fatalf("%d rows", n)
+	}
+}
+
+// TestPreviewKeepsApplyDeterministic: previews interleaved with Apply
+// (concurrently) neither change the writer's connection state nor the
+// database: the replica that ran them is identical to one that did not.
+func TestPreviewKeepsApplyDeterministic(t *testing.T) {
+	es := []consensus.Entry{ent(1, cmd(1, 1, st("CREATE TABLE t(id INTEGER PRIMARY KEY, c INTEGER, l INTEGER, r INTEGER)")))}
+	for i := uint64(2); i <= 40; i++ {
+		es = append(es, ent(i, cmd(1, i,
+			st("INSERT INTO t(c, l, r) VALUES (changes(), last_insert_rowid(), random())"),
+			st("UPDATE t SET r = random() WHERE id % 3 = 0"))))
+	}
+	a, b := openT(t, t.TempDir()), openT(t, t.TempDir())
+	mustApply(t, a, es...)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	var previews int
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			_, _, err := b.Preview(ctx, []Statement{st("INSERT INTO t(c, l, r) VALUES (-1, -1, random())")},
+				[]Statement{st("UPDATE t SET c = 0, r = random()"), st("SELECT changes(), last_insert_rowid()")}, t0)
+			if err != nil && !errors.Is(err, ErrPendingFailed) { // no table t before entry 1
+				t.Error(err)
+				return
+			}
+			previews++
+		}
+	}()
+	for _, e := range es {
+		mustApply(t, b, e)
+	}
+	close(done)
+	wg.Wait()
+	if previews == 0 {
+		t.Fatal("no preview ran")
+	}
+	assertSameDB(t, a, b)
+}
