@@ -48,7 +48,7 @@ func (c *testClient) first(gs2, cnonce string) []byte {
 	return []byte(gs2 + c.bare)
 }
 
-func (c *testClient) final(t *testing.T, serverFirst []byte) []byte {
+func (c *testClient) final(t testing.TB, serverFirst []byte) []byte {
 	t.Helper()
 	attrs := strings.Split(string(serverFirst), ",")
 	if len(attrs) != 3 {
