@@ -37,7 +37,7 @@
 // control characters, not starting with '#' or a blank. Passwords are
 // printable ASCII (so that SASLprep, which clients apply, is the
 // identity). Keep the file mode 0600: a verifier allows an offline
-// dictionary attack on the password.
+// dictionary attack on the password; a world-writable file is refused.
 //
 // LoadFile parses the file once into an immutable *Users; to reload, load
 // again and swap the pointer. NewVerifier and FormatEntry make entries

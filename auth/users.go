@@ -26,10 +26,15 @@ type Users struct {
 }
 
 // LoadFile reads and parses the auth file at path (raftsqld --auth-file).
+// A file that every user of the machine may write is refused (anyone
+// could add a user); keep it 0600, as `raftsql passwd` writes it.
 func LoadFile(path string) (*Users, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadFile, err)
+	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o002 != 0 {
+		return nil, fmt.Errorf("%w: auth file %s is writable by every user of the machine (mode %v); chmod 600 it", ErrBadFile, path, fi.Mode().Perm())
 	}
 	u, err := ParseUsers(data)
 	if err != nil {

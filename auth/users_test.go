@@ -70,6 +70,12 @@ func TestLoadFile(t *testing.T) {
 	if _, ok := u.Lookup("alice"); !ok {
 		t.Error("alice missing")
 	}
+	if err := os.Chmod(path, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadFile(path); !errors.Is(err, ErrBadFile) || !strings.Contains(err.Error(), "writable by every user") {
+		t.Errorf("world-writable file: %v", err)
+	}
 }
 
 func TestFormatEntryRoundTrip(t *testing.T) {
