@@ -30,10 +30,14 @@ import (
 // Version 3 is version 1 with uvarint ReadVersion after UnixMicro. The
 // encoder writes version 1 when ReadVersion is 0, so commands that do not
 // use it keep their bytes (and older decoders can read them).
+//
+// Version 4 is a node directory command: the same header (version 4),
+// then the strings ID, HTTPAddr, PGAddr (uvarint len, bytes).
 const (
 	commandVersion = 1
 	restoreVersion = 2
 	readVersionFmt = 3
+	nodeVersion    = 4
 )
 
 const (
@@ -116,6 +120,17 @@ func EncodeCommand(c Command) []byte {
 		b = binary.AppendVarint(b, c.UnixMicro)
 		b = binary.AppendUvarint(b, uint64(len(c.Restore)))
 		return append(b, c.Restore...)
+	}
+	if c.Node != nil {
+		n := c.Node
+		b := make([]byte, 0, 6*binary.MaxVarintLen64+1+len(n.ID)+len(n.HTTPAddr)+len(n.PGAddr))
+		b = append(b, nodeVersion)
+		b = binary.AppendUvarint(b, c.SessionID)
+		b = binary.AppendUvarint(b, c.Seq)
+		b = binary.AppendVarint(b, c.UnixMicro)
+		b = appendString(b, n.ID)
+		b = appendString(b, n.HTTPAddr)
+		return appendString(b, n.PGAddr)
 	}
 	b := make([]byte, 0, size)
 	if c.ReadVersion != 0 {
@@ -292,7 +307,7 @@ func DecodeCommand(b []byte) (Command, error) {
 	var c Command
 	d := &decoder{b: b}
 	version := d.byte()
-	if d.err == nil && version != commandVersion && version != restoreVersion && version != readVersionFmt {
+	if d.err == nil && (version < commandVersion || version > nodeVersion) {
 		return c, fmt.Errorf("%w: unknown version %d", ErrCorruptCommand, version)
 	}
 	c.SessionID = d.uvarint()
@@ -313,6 +328,17 @@ func DecodeCommand(b []byte) (Command, error) {
 			return c, fmt.Errorf("%w: %v", ErrCorruptCommand, d.err)
 		}
 		c.Restore = db
+		return c, nil
+	}
+	if version == nodeVersion {
+		n := &NodeInfo{ID: d.string(), HTTPAddr: d.string(), PGAddr: d.string()}
+		if d.err == nil && len(d.b) != 0 {
+			d.fail("%d trailing bytes", len(d.b))
+		}
+		if d.err != nil {
+			return c, fmt.Errorf("%w: %v", ErrCorruptCommand, d.err)
+		}
+		c.Node = n
 		return c, nil
 	}
 	if version == readVersionFmt {

@@ -129,6 +129,7 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{1, 0, 0, 0, 0})
 	f.Add(EncodeCommand(Command{SessionID: 1, ReadVersion: 77, Stmts: []Statement{{SQL: "x"}}}))
+	f.Add(EncodeCommand(Command{SessionID: 1, Node: &NodeInfo{ID: "n1", HTTPAddr: "h:1", PGAddr: "p:1"}}))
 	f.Add(EncodeCommand(Command{SessionID: 5, Seq: 6, Restore: []byte("SQLite format 3\x00")}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := DecodeCommand(b)

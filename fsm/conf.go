@@ -53,6 +53,9 @@ func (f *FSM) applyConfChange(e consensus.Entry) error {
 			}
 		}
 		_, err = w.queryCached("DELETE FROM _raftsql_members WHERE id = ?", cc.ID)
+		if err == nil {
+			_, err = w.queryCached("DELETE FROM _raftsql_nodes WHERE id = ?", cc.ID)
+		}
 	}
 	return err
 }

@@ -12,7 +12,10 @@
 // An EntryConfChange is membership: the fsm records its index and keeps
 // the resulting configuration in _raftsql_members (same rules as the
 // consensus core, bootstrap entries included), so that a snapshot carries
-// its configuration (ReadSnapshotMeta, ConfState).
+// its configuration (ReadSnapshotMeta, ConfState). A Command with Node
+// set upserts a row of the node directory, _raftsql_nodes (each node's
+// HTTP and PostgreSQL addresses, FSM.Nodes); removing a member deletes
+// its row (nodes.go).
 //
 // # Apply
 //
@@ -98,7 +101,8 @@
 // every node at its entry (DESIGN.md: POST /restore goes through the log).
 // The entries before it in the batch commit first; the file is checked
 // (quick_check, and a schema the log could replicate), given the cluster's
-// configuration, sessions and the entry's index, and swapped in like a
+// configuration, node directory, sessions and the entry's index, and
+// last_write_index = that index, and swapped in like a
 // snapshot. A bad file is refused as the entry's result (CodeBadRestore),
 // alike on every node.
 //

@@ -113,6 +113,7 @@ CREATE TABLE IF NOT EXISTS _raftsql_sessions(
 );
 CREATE INDEX IF NOT EXISTS _raftsql_sessions_updated ON _raftsql_sessions(updated);
 CREATE TABLE IF NOT EXISTS _raftsql_members(id TEXT PRIMARY KEY, addr TEXT NOT NULL, voter INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS _raftsql_nodes(id TEXT PRIMARY KEY, http_addr TEXT NOT NULL, pg_addr TEXT NOT NULL) WITHOUT ROWID;
 INSERT OR IGNORE INTO _raftsql_meta(key, value) VALUES ('applied_index', 0), ('applied_term', 0), ('conf_index', 0), ('last_write_index', 0);
 `
 
@@ -423,10 +424,13 @@ func (f *FSM) applyBatch(entries []consensus.Entry) error {
 			if derr == nil && cmd.Restore != nil {
 				derr = errors.New("a restore command must be applied on its own") // unreachable: Apply splits batches
 			}
-			if derr != nil {
+			switch {
+			case derr != nil:
 				f.log.Warn("fsm: corrupt command in committed entry", "index", e.Index, "err", derr)
 				rs, err = f.applyBroken(cmd, derr)
-			} else {
+			case cmd.Node != nil:
+				rs, err = f.applyNode(cmd)
+			default:
 				w.entropy.reset(cmd.UnixMicro, entrySeed(e.Index, e.Term))
 				rs, wrote, err = f.applyCommand(cmd)
 			}

@@ -141,17 +141,26 @@ func prepareRestoreFile(path string, w *sconn, e consensus.Entry, cmd Command, r
 	if err != nil {
 		return nil, err
 	}
+	nodes, err := w.query("SELECT id, http_addr, pg_addr FROM _raftsql_nodes ORDER BY id")
+	if err != nil {
+		return nil, err
+	}
 	confIndex, err := readMeta(w, "conf_index")
 	if err != nil {
 		return nil, err
 	}
 	if err := c.exec("PRAGMA journal_mode=DELETE; BEGIN IMMEDIATE;" + schemaSQL +
-		"DELETE FROM _raftsql_members; DELETE FROM _raftsql_sessions;"); err != nil {
+		"DELETE FROM _raftsql_members; DELETE FROM _raftsql_sessions; DELETE FROM _raftsql_nodes;"); err != nil {
 		return asResult("prepare", err)
 	}
 	for _, m := range members {
 		if _, err := c.queryCached("INSERT INTO _raftsql_members(id, addr, voter) VALUES (?, ?, ?)", m...); err != nil {
 			return asResult("members", err)
+		}
+	}
+	for _, n := range nodes {
+		if _, err := c.queryCached("INSERT INTO _raftsql_nodes(id, http_addr, pg_addr) VALUES (?, ?, ?)", n...); err != nil {
+			return asResult("nodes", err)
 		}
 	}
 	for _, s := range sessions {

@@ -62,9 +62,21 @@ type Command struct {
 	ReadVersion uint64
 	// Restore, when set, is a whole SQLite database file (e.g. from
 	// FSM.Snapshot or GET /backup) that replaces the state on every node
-	// at this entry; Stmts must be empty then. The cluster's configuration
-	// and sessions are kept. (Added by the fsm owner.)
+	// at this entry; Stmts must be empty then. The cluster's configuration,
+	// node directory and sessions are kept. (Added by the fsm owner.)
 	Restore []byte
+	// Node, when set, records a node's client-facing addresses in the
+	// node directory (_raftsql_nodes, FSM.Nodes); Stmts must be empty
+	// then. (Added by the fsm owner.)
+	Node *NodeInfo
+}
+
+// NodeInfo is one row of the node directory: how clients and peers reach
+// a node's HTTP API and PostgreSQL front end.
+type NodeInfo struct {
+	ID       string
+	HTTPAddr string
+	PGAddr   string
 }
 
 // Description is what is known of a statement without running it.
