@@ -93,6 +93,7 @@ type simNode struct {
 	lastCommit uint64
 	seed       uint64
 	restarts   int
+	joiner     bool // added later with empty storage: never bootstraps
 }
 
 type entryKey struct{ index, term uint64 }
@@ -122,7 +123,7 @@ type sim struct {
 }
 
 type simStats struct {
-	proposed, applied, reads, readsAnswered, elections, crashes, snapshots, confChanges, transfers int
+	proposed, applied, reads, readsAnswered, elections, crashes, snapshots, confChanges, transfers, joins int
 }
 
 func newSim(seed uint64, p simParams, logf func(string, ...any)) *sim {
@@ -180,7 +181,7 @@ func (s *sim) start(n *simNode) error {
 	if err != nil {
 		return err
 	}
-	if last, _ := n.st.LastIndex(); last == 0 && n.st.HardState().IsEmpty() {
+	if last, _ := n.st.LastIndex(); last == 0 && n.st.HardState().IsEmpty() && !n.joiner {
 		// As a driver does: a node of the initial configuration whose
 		// storage is empty (it never persisted the bootstrap) bootstraps.
 		if err := rn.Bootstrap(members(ids(s.p.nodes)...)); err != nil {
@@ -381,6 +382,20 @@ func (s *sim) processReady(n *simNode) {
 func (s *sim) crash(n *simNode) {
 	n.rn = nil
 	s.stats.crashes++
+}
+
+// addFresh starts a new node with a new ID and empty storage.
+func (s *sim) addFresh() *simNode {
+	id := fmt.Sprintf("n%d", len(s.nodes)+1)
+	n := &simNode{id: id, st: NewMemoryStorage(), incoming: map[uint64]simSnap{}, seed: s.seed*31 + uint64(len(s.nodes)), joiner: true}
+	s.nodes = append(s.nodes, n)
+	s.byID[id] = n
+	s.logf("new node %s with empty storage", id)
+	if err := s.start(n); err != nil {
+		s.fail("start %s: %v", id, err)
+	}
+	s.stats.joins++
+	return n
 }
 
 func (s *sim) restart(n *simNode) {
@@ -712,11 +727,19 @@ func (s *sim) confChange() {
 		// Remove a voter (not below 3), maybe the leader itself.
 		cc = ConfChange{Type: ConfRemove, ID: voters[s.rng.IntN(len(voters))]}
 	default:
-		// Re-add a node that is not a member as a learner.
+		// Re-add a removed node (with its storage) as a learner, or add
+		// a brand-new node with empty storage: it waits to be contacted,
+		// then catches up from the log or a snapshot. (A removed node's ID
+		// is never reused with empty storage: it would have forgotten its
+		// votes, and stale members could win elections with them.)
 		for _, n := range s.nodes {
 			if _, ok := cs.find(n.id); !ok {
 				cc = ConfChange{Type: ConfAddLearner, ID: n.id, Addr: "addr-" + n.id}
 			}
+		}
+		if len(s.nodes) < 8 && s.rng.IntN(2) == 0 {
+			n := s.addFresh()
+			cc = ConfChange{Type: ConfAddLearner, ID: n.id, Addr: "addr-" + n.id}
 		}
 	}
 	if cc.ID == "" {

@@ -69,6 +69,7 @@ func TestSimulation(t *testing.T) {
 		total.snapshots += st.snapshots
 		total.confChanges += st.confChanges
 		total.transfers += st.transfers
+		total.joins += st.joins
 	}
 	t.Logf("%d seeds: %+v", *simSeeds, total)
 	// The schedules must exercise what they claim to.
