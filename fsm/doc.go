@@ -52,6 +52,9 @@
 // _raftsql_sessions keeps, per session, the last applied sequence number
 // and its encoded results. A command whose seq is the last one returns the
 // stored results without running; an older seq gets CodeStaleSequence.
+// The stored copy is bounded (MaxStoredResult): a larger result (many
+// RETURNING rows) is stored without its rows, so a retry of that write
+// returns its columns, row count and errors but no rows.
 // Sessions idle for SessionTTL, measured with the commands' own clock
 // (Command.UnixMicro), are deleted as entries are applied, so every node
 // deletes the same ones at the same entry. SessionID 0 means no dedup.

@@ -593,12 +593,35 @@ func (f *FSM) dedup(cmd Command) ([]Result, bool, error) {
 	return rs, true, nil
 }
 
+// MaxStoredResult bounds the stored copy of a session's last results (in
+// encoded bytes). Results larger than that are stored without their rows
+// (RETURNING rows): the first delivery has them all, but a retry of that
+// write (same session and sequence) returns the columns, RowsAffected,
+// LastInsertID and errors only — no rows. It must be the same on every
+// node, hence a constant.
+const MaxStoredResult = 32 << 10
+
+// storedResults is the stored copy of rs: rs itself, or without rows when
+// it would exceed MaxStoredResult.
+func storedResults(rs []Result) []byte {
+	b := encodeResults(rs)
+	if len(b) <= MaxStoredResult {
+		return b
+	}
+	trimmed := make([]Result, len(rs))
+	for i, r := range rs {
+		r.Rows = nil
+		trimmed[i] = r
+	}
+	return encodeResults(trimmed)
+}
+
 // finishSession stores the result of cmd as its session's last, then
 // expires sessions idle for more than SessionTTL as of cmd's time.
 func finishSession(c *sconn, cmd Command, rs []Result) error {
 	_, err := c.queryCached(`INSERT INTO _raftsql_sessions(session_id, last_seq, result, updated) VALUES (?, ?, ?, ?)
 		ON CONFLICT(session_id) DO UPDATE SET last_seq = excluded.last_seq, result = excluded.result, updated = excluded.updated`,
-		int64(cmd.SessionID), int64(cmd.Seq), encodeResults(rs), cmd.UnixMicro)
+		int64(cmd.SessionID), int64(cmd.Seq), storedResults(rs), cmd.UnixMicro)
 	if err != nil {
 		return err
 	}
