@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
@@ -57,10 +58,13 @@ type SCRAMServer struct {
 }
 
 // NewSCRAMServer starts an exchange that authenticates user against
-// users (nil: nobody). random supplies the server nonce (crypto/rand in
-// production). An unknown user gets a mock verifier, so the exchange
+// users (nil: nobody). random supplies the server nonce (nil:
+// crypto/rand). An unknown user gets a mock verifier, so the exchange
 // fails only at ClientFinal, exactly like a wrong password.
 func NewSCRAMServer(users *Users, user string, random io.Reader) *SCRAMServer {
+	if random == nil {
+		random = rand.Reader
+	}
 	v, known := users.verifier(user)
 	return &SCRAMServer{user: user, v: v, known: known, random: random}
 }

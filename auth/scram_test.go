@@ -235,6 +235,9 @@ func TestSCRAMProtocolErrors(t *testing.T) {
 	if _, err := NewSCRAMServer(users, "alice", bytes.NewReader(nil)).ClientFirst(c.first("n,,", "abc")); err == nil {
 		t.Error("a failing random source went unnoticed")
 	}
+	if _, err := NewSCRAMServer(users, "alice", nil).ClientFirst(c.first("n,,", "abc")); err != nil {
+		t.Errorf("nil random (crypto/rand): %v", err)
+	}
 }
 
 // FuzzSCRAMServer feeds arbitrary client messages: nothing panics, every
