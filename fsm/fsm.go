@@ -53,7 +53,7 @@ type FSM struct {
 	// wmu serialises the writer: Apply, Restore, Close, and Preview,
 	// which runs on pv (a connection of its own) under it, so that it
 	// never holds SQLite's write lock while Apply wants it.
-	wmu sync.Mutex
+	wmu ctxMutex
 	w   *sconn
 	pv  *sconn
 
@@ -137,6 +137,7 @@ func Open(ctx context.Context, dir string, opts Options) (*FSM, error) {
 		log:      opts.Logger,
 		opts:     opts,
 		achange:  make(chan struct{}),
+		wmu:      newCtxMutex(),
 		maxSteps: MaxEntrySteps,
 	}
 	f.waiters.m = map[waiterKey]*Waiter{}
@@ -318,10 +319,9 @@ func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
 // from the failed transaction on are not applied (AppliedIndex tells
 // where it stopped): the node must not go on.
 func (f *FSM) Apply(ctx context.Context, entries []consensus.Entry) error {
-	if err := ctx.Err(); err != nil {
+	if err := f.wmu.LockCtx(ctx); err != nil {
 		return err
 	}
-	f.wmu.Lock()
 	defer f.wmu.Unlock()
 	if f.w == nil {
 		return ErrClosed

@@ -34,10 +34,9 @@ import (
 // change the writer's connection state (changes(), last_insert_rowid(),
 // its statement cache), so Apply stays deterministic.
 func (f *FSM) Preview(ctx context.Context, pending []Statement, stmts []Statement, unixMicro int64) (results []Result, version uint64, err error) {
-	if err := ctx.Err(); err != nil {
+	if err := f.wmu.LockCtx(ctx); err != nil {
 		return nil, 0, err
 	}
-	f.wmu.Lock()
 	defer f.wmu.Unlock()
 	c := f.pv
 	if c == nil {

@@ -220,3 +220,21 @@ func TestPreviewKeepsApplyDeterministic(t *testing.T) {
 	}
 	assertSameDB(t, a, b)
 }
+
+// TestPreviewWaitsWithCtx: a preview waiting for the writer's mutex (a
+// long batch) gives up when its ctx ends.
+func TestPreviewWaitsWithCtx(t *testing.T) {
+	f := openT(t, t.TempDir())
+	f.wmu.Lock() // a batch being applied
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, _, err := f.Preview(ctx, nil, []Statement{st("SELECT 1")}, t0)
+	f.wmu.Unlock()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Preview = %v, want DeadlineExceeded", err)
+	}
+	rs, version, err := f.Preview(context.Background(), nil, []Statement{st("SELECT 1")}, t0)
+	if err != nil || version != 0 || fmt.Sprint(rs[0].Rows) != "[[1]]" {
+		t.Fatalf("after: %+v %d %v", rs, version, err)
+	}
+}

@@ -185,10 +185,9 @@ func (f *FSM) Restore(ctx context.Context, path string) error {
 	if err != nil {
 		return err
 	}
-	if err := ctx.Err(); err != nil {
+	if err := f.wmu.LockCtx(ctx); err != nil {
 		return err
 	}
-	f.wmu.Lock()
 	defer f.wmu.Unlock()
 	if f.isClosed.Load() {
 		return ErrClosed
@@ -213,10 +212,9 @@ func (f *FSM) Restore(ctx context.Context, path string) error {
 // Checkpoint copies the WAL into the database file and truncates it (for
 // backups by file copy and for comparing replicas).
 func (f *FSM) Checkpoint(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
+	if err := f.wmu.LockCtx(ctx); err != nil {
 		return err
 	}
-	f.wmu.Lock()
 	defer f.wmu.Unlock()
 	if f.w == nil {
 		return ErrClosed

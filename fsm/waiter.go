@@ -93,3 +93,28 @@ func (m *waiterMap) pending() int {
 	defer m.mu.Unlock()
 	return len(m.m)
 }
+
+// ctxMutex is a mutex whose Lock can give up when a context ends (the
+// writer's mutex: a Preview or an Apply waiting behind a long batch can be
+// canceled).
+type ctxMutex struct{ ch chan struct{} }
+
+func newCtxMutex() ctxMutex { return ctxMutex{ch: make(chan struct{}, 1)} }
+
+func (m ctxMutex) Lock() { m.ch <- struct{}{} }
+
+func (m ctxMutex) Unlock() { <-m.ch }
+
+// LockCtx locks m, or returns ctx's error if ctx ends first (or has
+// ended: a done ctx never takes the lock).
+func (m ctxMutex) LockCtx(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	select {
+	case m.ch <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
