@@ -188,3 +188,22 @@ func checkStatement(sql string, inLog bool) *SQLError {
 	}
 	return nil
 }
+
+// isDML reports whether sql is an INSERT, UPDATE, DELETE or REPLACE
+// (possibly after a WITH clause): a statement that changes the database
+// only through the rows it counts in sqlite3_changes.
+func isDML(sql string) bool {
+	toks := lex(sql)
+	if len(toks) == 0 || !toks[0].word {
+		return false
+	}
+	switch toks[0].text {
+	case "INSERT", "UPDATE", "DELETE", "REPLACE":
+		return true
+	case "WITH":
+		// WITH … SELECT is read-only and never asked; WITH … INSERT/
+		// UPDATE/DELETE/REPLACE is DML.
+		return true
+	}
+	return false
+}

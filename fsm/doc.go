@@ -84,8 +84,8 @@
 // left it); it returns the results and the applied index it read at
 // (version). The COMMIT is proposed with Command.ReadVersion = version:
 // _raftsql_meta's last_write_index is the index of the last entry that
-// changed the database (a command that committed and ran a statement that
-// is not read-only — an UPDATE of no rows counts —, or a restore), kept in
+// changed the database (a command that committed and changed rows —
+// triggers and cascades included — or ran DDL; or a restore), kept in
 // the same transaction as the entry; a command whose ReadVersion is below
 // it fails as a whole with CodeConflict (SQLSTATE 40001), alike on every
 // node. No-ops, configuration changes and failed entries leave it.

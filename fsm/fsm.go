@@ -490,8 +490,8 @@ func (f *FSM) applyBroken(cmd Command, derr error) ([]Result, error) {
 
 // applyCommand applies one command inside the batch transaction, in a
 // savepoint of its own. It returns the command's results and whether it
-// changed the database (it committed and ran a statement that is not
-// read-only: last_write_index moves); an error means SQLite failed (not
+// changed the database (it committed and a statement changed rows or
+// the schema, see execWrite: last_write_index moves); an error means SQLite failed (not
 // the command's SQL).
 func (f *FSM) applyCommand(cmd Command) (_ []Result, wrote bool, _ error) {
 	if cmd.SessionID != 0 {
@@ -515,7 +515,7 @@ func (f *FSM) applyCommand(cmd Command) (_ []Result, wrote bool, _ error) {
 	results := make([]Result, 0, len(cmd.Stmts))
 	failed := false
 	for _, st := range cmd.Stmts {
-		r, ro, err := execWrite(w, st)
+		r, changed, err := execWrite(w, st)
 		if errors.Is(err, errTxnLost) {
 			return append(results, r), false, err
 		}
@@ -527,7 +527,7 @@ func (f *FSM) applyCommand(cmd Command) (_ []Result, wrote bool, _ error) {
 			failed = true
 			break
 		}
-		wrote = wrote || !ro
+		wrote = wrote || changed
 	}
 	w.setBudget(f.maxSteps) // the fsm's own statements below are not the entry's work
 	if !failed && w.deferredFKs() {
@@ -659,30 +659,35 @@ func sqlResult(err error) (*SQLError, error) {
 }
 
 // execWrite runs one statement of a command on the writer (or the
-// preview connection); ro reports whether the statement was read-only
-// (sqlite3_stmt_readonly).
-func execWrite(w *sconn, st Statement) (_ Result, ro bool, _ error) {
+// preview connection); changed reports whether the statement may have
+// changed the database: it is not read-only (sqlite3_stmt_readonly) and
+// either changed rows (triggers and cascades included) or is not
+// INSERT/UPDATE/DELETE/REPLACE (DDL, ANALYZE, …). An UPDATE that matched
+// nothing or an INSERT … DO NOTHING that did nothing changed nothing.
+func execWrite(w *sconn, st Statement) (_ Result, changed bool, _ error) {
 	if serr := checkStatement(st.SQL, true); serr != nil {
-		return Result{Err: serr}, true, nil
+		return Result{Err: serr}, false, nil
 	}
+	before := w.totalChanges()
 	r, ro, err := runStatementRO(context.Background(), w, st)
+	changed = !ro && (w.totalChanges() != before || !isDML(st.SQL))
 	if err != nil {
 		if w.budgetExceeded() {
 			r.Err = &SQLError{Code: CodeStepLimit, Message: fmt.Sprintf("statement exceeded the limit of %d steps for one write", MaxEntrySteps)}
 		} else {
 			se, ferr := sqlResult(err)
 			if ferr != nil {
-				return Result{}, ro, ferr
+				return Result{}, false, ferr
 			}
 			r.Err = se
 		}
 		if w.autocommit() {
 			// SQLite rolled back the whole batch (an interrupted write
 			// does that): the caller redoes the batch without this entry.
-			return r, ro, errTxnLost
+			return r, changed, errTxnLost
 		}
 	}
-	return r, ro, nil
+	return r, changed, nil
 }
 
 // runStatement prepares, binds and runs st on c, collecting its rows.

@@ -33,11 +33,13 @@ func TestReadVersionConflict(t *testing.T) {
 		confEntry(6, consensus.ConfAddVoter, "n2", "127.0.0.1:7002"),
 		ent(7, cmd(1, 3, st("INSERT INTO t VALUES (2, 0)"), st("INSERT INTO t VALUES (1, 0)"))), // fails
 		ent(8, cmd(1, 4, st("SELECT * FROM t"))),                                                // read-only
-		ent(9, cmd(1, 5, st("UPDATE t SET v = 0 WHERE k = 99"))),                                // a write of no rows still counts
-		ent(10, occCmd(3, 1, 9, st("INSERT INTO t VALUES (3, 30)"))),
+		// Writes that changed nothing: no rows matched, nothing inserted.
+		ent(9, cmd(1, 5, st("UPDATE t SET v = 0 WHERE k = 99"), st("INSERT INTO t VALUES (1, 5) ON CONFLICT DO NOTHING"))),
+		ent(10, occCmd(3, 1, 4, st("INSERT INTO t VALUES (3, 30)"))),
 		ent(11, occCmd(3, 2, 9, st("INSERT INTO t VALUES (4, 40)"))), // 10 wrote after 9
+		ent(12, cmd(1, 6, st("CREATE INDEX t_v ON t(v)"))),           // DDL changes no rows but counts
 	}
-	wantLW := []uint64{1, 2, 2, 4, 4, 4, 4, 4, 9, 10, 10}
+	wantLW := []uint64{1, 2, 2, 4, 4, 4, 4, 4, 4, 10, 10, 12}
 	a := openT(t, t.TempDir())
 	for i, e := range es {
 		mustApply(t, a, e)
@@ -62,19 +64,19 @@ func TestReadVersionConflict(t *testing.T) {
 	if got := fmt.Sprint(query(t, b, "SELECT k, v FROM t ORDER BY k").Rows); got != "[[1 110] [3 30]]" {
 		t.Fatalf("rows %s", got)
 	}
-	if b.LastWriteIndex() != 10 {
+	if b.LastWriteIndex() != 12 {
 		t.Fatalf("batched LastWriteIndex = %d", b.LastWriteIndex())
 	}
 	assertSameDB(t, a, b)
 	// A retry of the conflicted command returns the conflict again.
-	if rs := applyOne(t, b, 12, occCmd(3, 2, 9, st("INSERT INTO t VALUES (4, 40)"))); rs[0].Err == nil || rs[0].Err.Code != CodeConflict {
+	if rs := applyOne(t, b, 13, occCmd(3, 2, 9, st("INSERT INTO t VALUES (4, 40)"))); rs[0].Err == nil || rs[0].Err.Code != CodeConflict {
 		t.Fatalf("retry: %+v", rs)
 	}
 	// It survives a restart.
 	dir := b.Dir()
 	b.Close()
 	b = openT(t, dir)
-	if b.LastWriteIndex() != 10 {
+	if b.LastWriteIndex() != 12 {
 		t.Fatalf("after reopen LastWriteIndex = %d", b.LastWriteIndex())
 	}
 }
