@@ -36,6 +36,11 @@ type captureMsg struct {
 var captureDivergences = map[string]string{
 	"1/0":   "SQLite's 1/0 is NULL, not error 22012",
 	"copy ": "COPY is not supported (0A000)",
+}
+
+// bufferedDivergences apply only to an Engine without
+// InteractiveSession, whose transactions buffer writes until COMMIT.
+var bufferedDivergences = map[string]string{
 	// pgx_default.log: the duplicate key error comes at COMMIT.
 	"insert into t(id, name) values": "writes inside BEGIN are applied at COMMIT",
 	// py.log (psycopg starts a transaction for every statement).
@@ -136,28 +141,46 @@ func TestCaptures(t *testing.T) {
 	if len(files) == 0 {
 		t.Fatal("no captures")
 	}
-	for _, file := range files {
-		t.Run(filepath.Base(file), func(t *testing.T) {
-			s := startServer(t, nil)
-			setup := connect(t, s, "")
-			for _, q := range []string{
-				"create table t (id serial primary key, name text not null, v double precision, b boolean default true, created timestamptz)",
-				"create index t_name on t(name)",
-				"insert into t(name, v, created) values ('x', 1.5, '2026-11-27 04:24:12.252229+00')",
-			} {
-				if _, err := setup.Exec(ctxT(t), q); err != nil {
-					t.Fatal(err)
-				}
+	for _, interactive := range []bool{false, true} {
+		for _, file := range files {
+			name := filepath.Base(file)
+			if interactive {
+				name += "/interactive"
 			}
-			order, conns := readCapture(t, file)
-			for _, id := range order {
-				replayConn(t, s, id, conns[id])
-			}
-		})
+			t.Run(name, func(t *testing.T) { replayCapture(t, file, interactive) })
+		}
 	}
 }
 
-func replayConn(t *testing.T, s *testServer, id string, msgs []captureMsg) {
+func replayCapture(t *testing.T, file string, interactive bool) {
+	s := startServer(t, nil)
+	s.eng.Interactive = interactive
+	setup := connect(t, s, "")
+	for _, q := range []string{
+		"create table t (id serial primary key, name text not null, v double precision, b boolean default true, created timestamptz)",
+		"create index t_name on t(name)",
+		"insert into t(name, v, created) values ('x', 1.5, '2026-11-27 04:24:12.252229+00')",
+	} {
+		if _, err := setup.Exec(ctxT(t), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	order, conns := readCapture(t, file)
+	stops := map[string]string{}
+	for k, v := range captureDivergences {
+		stops[k] = v
+	}
+	if !interactive {
+		for k, v := range bufferedDivergences {
+			stops[k] = v
+		}
+	}
+	for _, id := range order {
+		replayConn(t, s, id, conns[id], stops)
+	}
+}
+
+func replayConn(t *testing.T, s *testServer, id string, msgs []captureMsg, stops map[string]string) {
 	nc, err := net.Dial("tcp", s.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +191,7 @@ func replayConn(t *testing.T, s *testServer, id string, msgs []captureMsg) {
 	for i := 0; i < len(msgs); {
 		// Send the client's messages up to the server's next reply.
 		for ; i < len(msgs) && msgs[i].fromClient; i++ {
-			for text, why := range captureDivergences {
+			for text, why := range stops {
 				if strings.Contains(msgs[i].json, text) {
 					t.Logf("[%s] stop before %s: %s", id, msgs[i].typ, why)
 					return

@@ -50,7 +50,8 @@ type conn struct {
 
 	txn         txnState
 	txnReadOnly bool
-	txnWrites   []fsm.Statement
+	txnWrites   []fsm.Statement // buffered writes (no InteractiveSession)
+	tx          EngineTx        // open interactive transaction, if any
 	txnNoticed  bool
 
 	stmts   map[string]*prepared
@@ -60,6 +61,7 @@ type conn struct {
 	out        []item    // replies not sent yet, in order
 	unit       []*portal // engine statements not run yet
 	unitWrite  bool      // unit contains a write
+	unitTx     bool      // unit runs in the interactive transaction
 	errSent    bool      // an ErrorResponse was sent in this group
 	skipToSync bool      // extended protocol: ignore until Sync
 
@@ -147,6 +149,10 @@ func newConn(s *Server, nc net.Conn) *conn {
 }
 
 func (c *conn) close() {
+	if c.tx != nil {
+		c.tx.Rollback()
+		c.tx = nil
+	}
 	if c.sess != nil {
 		c.sess.Close()
 		c.log.Debug("pgwire: session ended")
@@ -342,7 +348,7 @@ func (c *conn) handle(ctx context.Context, msg pgproto3.FrontendMessage) bool {
 	case *pgproto3.Terminate:
 		// Work queued without a Sync was never committed: drop it, as
 		// PostgreSQL aborts an implicit transaction on Terminate.
-		c.unit, c.unitWrite, c.out = nil, false, nil
+		c.unit, c.unitWrite, c.unitTx, c.out = nil, false, false, nil
 		return false
 	case *pgproto3.CopyData, *pgproto3.CopyDone, *pgproto3.CopyFail:
 		// Ignored outside COPY, as PostgreSQL does.
@@ -532,15 +538,34 @@ func (c *conn) execute(ctx context.Context, p *portal, maxRows int) {
 			c.fail(ctx, ErrReadOnlyTxn)
 			return
 		}
-		if c.txn == txnOpen {
-			c.bufferWrite(ctx, p, maxRows)
-			return
+		if c.txn == txnOpen && c.tx == nil {
+			is, ok := c.sess.(InteractiveSession)
+			if !ok {
+				c.bufferWrite(ctx, p, maxRows)
+				return
+			}
+			// The first write opens the interactive transaction; reads
+			// queued before it run first, as plain reads.
+			c.runPending(ctx)
+			if c.errSent {
+				return
+			}
+			qctx, done := c.startQuery(ctx)
+			tx, err := is.Begin(qctx)
+			err = c.queryErr(qctx, err)
+			done()
+			if err != nil {
+				c.fail(ctx, err)
+				return
+			}
+			c.tx = tx
 		}
 		c.unitWrite = true
-	} else if c.txn == txnOpen && len(c.txnWrites) > 0 {
+	} else if c.txn == txnOpen && c.tx == nil && len(c.txnWrites) > 0 {
 		c.fail(ctx, ErrReadAfterWrite)
 		return
 	}
+	c.unitTx = c.txn == txnOpen && c.tx != nil
 	p.inUnit = true
 	c.unit = append(c.unit, p)
 	c.out = append(c.out, item{kind: itemExec, p: p, maxRows: maxRows})
@@ -590,8 +615,8 @@ func (c *conn) runPending(ctx context.Context) {
 }
 
 func (c *conn) runUnit(ctx context.Context) {
-	unit, write := c.unit, c.unitWrite
-	c.unit, c.unitWrite = nil, false
+	unit, write, inTx := c.unit, c.unitWrite, c.unitTx
+	c.unit, c.unitWrite, c.unitTx = nil, false, false
 	stmts := make([]fsm.Statement, len(unit))
 	for i, p := range unit {
 		stmts[i] = fsm.Statement{SQL: p.ps.sql, Args: p.args}
@@ -599,9 +624,14 @@ func (c *conn) runUnit(ctx context.Context) {
 	qctx, done := c.startQuery(ctx)
 	var res []fsm.Result
 	var err error
-	if write {
+	switch {
+	case inTx && c.tx != nil:
+		res, err = c.tx.Exec(qctx, stmts)
+	case inTx:
+		err = ErrInFailedTxn // the transaction ended under the queued unit
+	case write:
 		res, err = c.sess.Write(qctx, stmts)
-	} else {
+	default:
 		res, err = c.sess.Read(qctx, c.consistency, stmts)
 	}
 	err = c.queryErr(qctx, err)
@@ -676,12 +706,12 @@ func (c *conn) fail(ctx context.Context, err error) {
 	if c.txn == txnOpen {
 		c.txn = txnFailed
 	}
-	if len(c.unit) > 0 && c.unitWrite {
+	if len(c.unit) > 0 && (c.unitWrite || c.unitTx) {
 		for _, p := range c.unit {
 			p.rs = &resultSet{err: err}
 			p.inUnit = false
 		}
-		c.unit, c.unitWrite = nil, false
+		c.unit, c.unitWrite, c.unitTx = nil, false, false
 	}
 	c.runPending(ctx)
 	if !c.errSent {
@@ -694,6 +724,12 @@ func (c *conn) sendError(err error, query string, offset int) {
 	c.errSent = true
 	if c.txn == txnOpen {
 		c.txn = txnFailed
+	}
+	if c.txn == txnFailed && c.tx != nil {
+		// A failed transaction is over: release it now (the client still
+		// has to say ROLLBACK).
+		c.tx.Rollback()
+		c.tx = nil
 	}
 	c.be.Send(toErrorResponse(err, query, offset))
 }

@@ -61,12 +61,16 @@
 //     Sync, form one implicit transaction: consecutive engine statements
 //     go to the Engine as one unit (split only by statements the front end
 //     answers itself, such as SET). An error rolls the unit back.
-//   - BEGIN … COMMIT buffers writes and sends them as one Write at COMMIT.
-//     Reads before the first write run normally; a read after a buffered
-//     write is refused with 0A000 (it could not see the writes); RETURNING
-//     inside a transaction is refused (0A000). Row counts of UPDATE/DELETE
-//     inside a transaction are reported as 0 (a NOTICE says so); a plain
-//     INSERT … VALUES reports its row count.
+//   - BEGIN … COMMIT: reads before the first write run as plain reads.
+//     If the EngineSession implements InteractiveSession, the first write
+//     opens an interactive transaction (EngineTx) and every later statement
+//     runs in it: reads see its writes, RETURNING and row counts are
+//     exact, COMMIT commits it, an error or ROLLBACK rolls it back.
+//     Otherwise writes are buffered and sent as one Write at COMMIT: a read
+//     after a buffered write is refused with 0A000 (it could not see the
+//     writes), RETURNING is refused (0A000), UPDATE/DELETE row counts are
+//     reported as 0 (a NOTICE says so) and a plain INSERT … VALUES reports
+//     its row count.
 //   - transaction_read_only, default_transaction_read_only, in_hot_standby
 //     and pg_is_in_recovery() report whether this node leads, so that
 //     target_session_attrs=read-write finds the leader.

@@ -49,3 +49,31 @@ type EngineSession interface {
 type SQLStater interface {
 	SQLState() string
 }
+
+// InteractiveSession is an optional extension of EngineSession (added by
+// pgwire; the server may implement it later). A session that implements
+// it runs the writes of BEGIN … COMMIT interactively: from the first write
+// on, every statement of the transaction runs inside one open transaction
+// that sees its own writes, so reads after writes and RETURNING work, and
+// row counts are exact. Without it the front end buffers the writes and
+// sends them as one Write at COMMIT.
+type InteractiveSession interface {
+	// Begin opens a write transaction (on the leader, serialised with
+	// other writers like SQLite's single writer). It is called at the
+	// first write of a transaction; reads before it use Read.
+	Begin(ctx context.Context) (EngineTx, error)
+}
+
+// EngineTx is an open interactive transaction, used from one goroutine.
+// Exactly one of Commit or Rollback ends it.
+type EngineTx interface {
+	// Exec runs stmts inside the transaction, with results as
+	// EngineSession.Write. After a statement error (Result.Err) or an
+	// error the front end rolls the transaction back.
+	Exec(ctx context.Context, stmts []fsm.Statement) ([]fsm.Result, error)
+	// Commit applies the transaction's writes atomically (one log entry).
+	// An error means none of them was applied.
+	Commit(ctx context.Context) error
+	// Rollback abandons the transaction.
+	Rollback()
+}

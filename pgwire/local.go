@@ -360,6 +360,10 @@ func (c *conn) begin(st sqltext.Statement) (*resultSet, error) {
 }
 
 func (c *conn) endTxn() {
+	if c.tx != nil {
+		c.tx.Rollback()
+		c.tx = nil
+	}
 	c.txn = txnIdle
 	c.txnWrites = nil
 	c.txnReadOnly = false
@@ -374,6 +378,17 @@ func (c *conn) commit(ctx context.Context) (*resultSet, error) {
 	case txnFailed:
 		c.endTxn()
 		return &resultSet{tag: "ROLLBACK"}, nil
+	}
+	if tx := c.tx; tx != nil {
+		c.tx = nil
+		c.endTxn()
+		qctx, done := c.startQuery(ctx)
+		err := c.queryErr(qctx, tx.Commit(qctx))
+		done()
+		if err != nil {
+			return nil, fmt.Errorf("COMMIT failed, the transaction was rolled back: %w", err)
+		}
+		return &resultSet{tag: "COMMIT"}, nil
 	}
 	writes := c.txnWrites
 	c.endTxn()

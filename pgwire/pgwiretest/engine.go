@@ -14,6 +14,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -34,10 +36,16 @@ type Call struct {
 	Stmts []fsm.Statement
 }
 
-// Engine implements pgwire.Engine on one SQLite database.
+// Engine implements pgwire.Engine on one SQLite database (a temporary
+// file in WAL mode: reads run beside an open write transaction).
 type Engine struct {
-	db *sql.DB
-	mu sync.Mutex // one unit at a time, like the fsm
+	db      *sql.DB
+	dir     string
+	writeMu sync.Mutex // one writer at a time, like the fsm
+
+	// Interactive makes new sessions implement pgwire.InteractiveSession
+	// (set it before clients connect).
+	Interactive bool
 
 	// Leader is what IsLeader reports (true by default).
 	Leader atomic.Bool
@@ -49,23 +57,30 @@ type Engine struct {
 	calls   []Call
 }
 
-// New opens a fresh in-memory database (unique per Engine).
+// New opens a fresh database in a new temporary directory.
 func New() (*Engine, error) {
-	name := fmt.Sprintf("file:pgwiretest%d?mode=memory&cache=shared&_pragma=foreign_keys(1)", nextDB.Add(1))
-	db, err := sql.Open("sqlite", name)
+	dir, err := os.MkdirTemp("", "pgwiretest")
 	if err != nil {
+		return nil, fmt.Errorf("pgwiretest: %w", err)
+	}
+	dsn := "file:" + filepath.Join(dir, "db.sqlite") + "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=synchronous(OFF)"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		os.RemoveAll(dir)
 		return nil, fmt.Errorf("pgwiretest: open: %w", err)
 	}
-	db.SetMaxOpenConns(1)
-	e := &Engine{db: db}
+	db.SetMaxOpenConns(8)
+	e := &Engine{db: db, dir: dir}
 	e.Leader.Store(true)
 	return e, nil
 }
 
-var nextDB atomic.Int64
-
-// Close closes the database.
-func (e *Engine) Close() error { return e.db.Close() }
+// Close closes the database and removes its directory.
+func (e *Engine) Close() error {
+	err := e.db.Close()
+	os.RemoveAll(e.dir)
+	return err
+}
 
 // Calls returns the recorded calls so far and forgets them.
 func (e *Engine) Calls() []Call {
@@ -83,7 +98,12 @@ func (e *Engine) record(write bool, stmts []fsm.Statement) {
 }
 
 // NewSession implements pgwire.Engine.
-func (e *Engine) NewSession() pgwire.EngineSession { return &session{e: e} }
+func (e *Engine) NewSession() pgwire.EngineSession {
+	if e.Interactive {
+		return &txSession{session{e: e}}
+	}
+	return &session{e: e}
+}
 
 // IsLeader implements pgwire.Engine.
 func (e *Engine) IsLeader() bool { return e.Leader.Load() }
@@ -92,8 +112,6 @@ var paramRE = regexp.MustCompile(`\?(\d+)|\?`)
 
 // Describe implements pgwire.Engine.
 func (e *Engine) Describe(ctx context.Context, query string) (fsm.Description, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	conn, err := e.db.Conn(ctx)
 	if err != nil {
 		return fsm.Description{}, err
@@ -159,8 +177,10 @@ func (e *Engine) run(ctx context.Context, write bool, stmts []fsm.Statement) ([]
 			return nil, err
 		}
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+	if write {
+		e.writeMu.Lock()
+		defer e.writeMu.Unlock()
+	}
 	tx, err := e.db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -187,7 +207,12 @@ func (e *Engine) run(ctx context.Context, write bool, stmts []fsm.Statement) ([]
 	return out, nil
 }
 
-func runOne(ctx context.Context, tx *sql.Tx, st fsm.Statement) (fsm.Result, error) {
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func runOne(ctx context.Context, tx queryer, st fsm.Statement) (fsm.Result, error) {
 	var r fsm.Result
 	rows, err := tx.QueryContext(ctx, st.SQL, st.Args...)
 	if err != nil {
@@ -245,6 +270,78 @@ func normalize(v any) any {
 	}
 	return v
 }
+
+// txSession also implements pgwire.InteractiveSession.
+type txSession struct{ session }
+
+// Begin implements pgwire.InteractiveSession: it holds the writer lock
+// until Commit or Rollback.
+func (s *txSession) Begin(ctx context.Context) (pgwire.EngineTx, error) {
+	e := s.e
+	e.record(true, []fsm.Statement{{SQL: "BEGIN"}})
+	e.writeMu.Lock()
+	conn, err := e.db.Conn(ctx)
+	if err != nil {
+		e.writeMu.Unlock()
+		return nil, err
+	}
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		conn.Close()
+		e.writeMu.Unlock()
+		return nil, sqlErr(err)
+	}
+	return &engineTx{e: e, conn: conn}, nil
+}
+
+type engineTx struct {
+	e    *Engine
+	conn *sql.Conn
+	done bool
+}
+
+func (t *engineTx) Exec(ctx context.Context, stmts []fsm.Statement) ([]fsm.Result, error) {
+	t.e.record(true, stmts)
+	if t.e.Hook != nil {
+		if err := t.e.Hook(ctx, true, stmts); err != nil {
+			return nil, err
+		}
+	}
+	var out []fsm.Result
+	for _, st := range stmts {
+		r, err := runOne(ctx, t.conn, st)
+		if err != nil {
+			var se *fsm.SQLError
+			if errors.As(err, &se) {
+				return append(out, fsm.Result{Err: se}), nil
+			}
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func (t *engineTx) end(query string) error {
+	if t.done {
+		return errors.New("pgwiretest: transaction already ended")
+	}
+	t.done = true
+	defer t.e.writeMu.Unlock()
+	defer t.conn.Close()
+	_, err := t.conn.ExecContext(context.Background(), query)
+	if err != nil && query == "COMMIT" {
+		_, _ = t.conn.ExecContext(context.Background(), "ROLLBACK")
+		return sqlErr(err)
+	}
+	return err
+}
+
+func (t *engineTx) Commit(ctx context.Context) error {
+	t.e.record(true, []fsm.Statement{{SQL: "COMMIT"}})
+	return t.end("COMMIT")
+}
+
+func (t *engineTx) Rollback() { _ = t.end("ROLLBACK") }
 
 var codeSuffixRE = regexp.MustCompile(`\s*\(\d+\)$`)
 
