@@ -118,6 +118,13 @@ func artifacts(t *testing.T) string {
 // cleanup runs, so the folder is complete when it is printed.
 func startCluster(t *testing.T, opts cluster.Options) *cluster.Cluster {
 	t.Helper()
+	return startClusterWith(t, opts, nil)
+}
+
+// startClusterWith is startCluster with a hook that runs once the nodes'
+// directories exist and before any process starts (nil: none).
+func startClusterWith(t *testing.T, opts cluster.Options, before func(*cluster.Cluster)) *cluster.Cluster {
+	t.Helper()
 	bin := requireBinary(t)
 	dir := artifacts(t)
 	logf, err := os.Create(filepath.Join(dir, "harness.log"))
@@ -129,15 +136,26 @@ func startCluster(t *testing.T, opts cluster.Options) *cluster.Cluster {
 	opts.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(logf), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	c, err := cluster.Start(ctx, opts)
+	c, err := cluster.New(opts)
 	if err != nil {
 		logf.Close()
-		t.Fatalf("cluster did not start: %v\n%s", err, tails(dir, opts.Nodes))
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		c.Close()
 		logf.Close()
 	})
+	if before != nil {
+		before(c)
+	}
+	for _, n := range c.Nodes() {
+		if err := n.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.WaitReady(ctx); err != nil {
+		t.Fatalf("cluster did not start: %v\n%s", err, tails(dir, opts.Nodes))
+	}
 	return c
 }
 
