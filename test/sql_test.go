@@ -19,6 +19,7 @@ func TestSQL(t *testing.T) {
 	c := startCluster(t, cluster.Options{Nodes: 3})
 	t.Run("DDLAndWritesThroughFollowers", func(t *testing.T) { testWritesThroughFollowers(t, c) })
 	t.Run("ReadLevelsOnEveryNode", func(t *testing.T) { testReadLevels(t, c) })
+	t.Run("ReadAfterWriteAcrossNodes", func(t *testing.T) { testReadAfterWrite(t, c) })
 	t.Run("ErrorCodesKeepSessionUsable", func(t *testing.T) { testErrorCodes(t, c) })
 	t.Run("Transactions", func(t *testing.T) { testTransactions(t, c) })
 	t.Run("NonDeterministicFunctions", func(t *testing.T) { testNonDeterminism(t, c) })
@@ -436,5 +437,62 @@ func testDatabaseSQL(t *testing.T, c *cluster.Cluster) {
 	err = db.QueryRowContext(ctx, "SELECT name FROM dbsql WHERE id = $1", 42).Scan(&name)
 	if !errors.Is(err, sql.ErrNoRows) {
 		t.Errorf("missing row: %v, want sql.ErrNoRows", err)
+	}
+}
+
+// testReadAfterWrite writes through each follower in turn and, once the
+// write is acknowledged, reads it back at once on every node at every
+// level that promises it: linearizable everywhere, lease on the leader
+// (and read-index elsewhere). A read that misses an acknowledged write is
+// stale.
+func testReadAfterWrite(t *testing.T, c *cluster.Cluster) { readAfterWrite(t, c, 150) }
+
+// TestReadAfterWriteWithSnapshots is testReadAfterWrite on a cluster that
+// takes a snapshot every 20 entries, so reads race with snapshots.
+func TestReadAfterWriteWithSnapshots(t *testing.T) {
+	c := startCluster(t, cluster.Options{Nodes: 3, SnapshotEntries: 20})
+	readAfterWrite(t, c, 300)
+}
+
+func readAfterWrite(t *testing.T, c *cluster.Cluster, writes int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	leader, followers := leaderAndFollowers(ctx, t, c)
+	setup := connect(ctx, t, leader, "")
+	mustExec(ctx, t, setup, "CREATE TABLE raw (k INTEGER PRIMARY KEY, v INTEGER NOT NULL)")
+	mustExec(ctx, t, setup, "INSERT INTO raw (k, v) VALUES (1, 0)")
+	writers := map[string]*pgx.Conn{}
+	for _, f := range followers {
+		writers[f.ID] = connect(ctx, t, f, "")
+	}
+	type reader struct {
+		node, level string
+		conn        *pgx.Conn
+	}
+	var readers []reader
+	for _, n := range c.Nodes() {
+		for _, level := range []string{"linearizable", "lease"} {
+			readers = append(readers, reader{n.ID, level, connect(ctx, t, n, level)})
+		}
+	}
+	stale := 0
+	for i := 1; i <= writes; i++ {
+		via := followers[i%len(followers)]
+		mustExec(ctx, t, writers[via.ID], "UPDATE raw SET v = $1 WHERE k = 1", i)
+		for _, r := range readers {
+			var v int
+			if err := r.conn.QueryRow(ctx, "SELECT v FROM raw WHERE k = 1").Scan(&v); err != nil {
+				t.Fatalf("%s read on %s: %v", r.level, r.node, err)
+			}
+			if v != i {
+				stale++
+				if stale <= 10 {
+					t.Errorf("%s read on %s saw %d right after write %d through %s was acknowledged", r.level, r.node, v, i, via.ID)
+				}
+			}
+		}
+	}
+	if stale > 0 {
+		t.Errorf("%d stale reads of acknowledged writes (leader %s)", stale, leader.ID)
 	}
 }
