@@ -22,6 +22,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/raftsql/raftsql/test/cluster"
+	"github.com/raftsql/raftsql/test/faultproxy"
 )
 
 // This file proves issue 4 on real processes: snapshots, log compaction
@@ -1008,4 +1009,209 @@ func TestSnapshotBoundedDisk(t *testing.T) {
 	}
 	t.Logf("restarted and ready in %v", time.Since(restart).Round(time.Millisecond))
 	check("after kill -9 and restart")
+}
+
+// TestSnapshotLaggingFollower: a follower that is down (killed), or up
+// but cut off by the network, while the leader compacts its log past the
+// follower's last entry is caught up by a snapshot when it comes back, and
+// ends with every row. (SIGSTOP would not do for the second case: the
+// kernel keeps buffering what the leader sends, and the thawed node reads
+// every entry from its socket.)
+func TestSnapshotLaggingFollower(t *testing.T) {
+	c := startCluster(t, cluster.Options{Nodes: 3, SnapshotEntries: 50})
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	defer cancel()
+	leader, followers := leaderAndFollowers(ctx, t, c)
+	conn := connect(ctx, t, leader, "")
+	mustExec(ctx, t, conn, "CREATE TABLE lagging (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+	conn.Close(ctx)
+	insertRange(ctx, t, c, "lagging", 0, 60)
+	total := 60
+	if err := c.WaitConverged(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dead, cutoff := followers[0], followers[1]
+
+	// The dead node misses 300 writes and several compactions.
+	if err := dead.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	insertRange(ctx, t, c, "lagging", total, total+300)
+	total += 300
+	catchUpBySnapshot(ctx, t, c, dead, func() {
+		if err := dead.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := dead.WaitReady(ctx); err != nil {
+			t.Fatalf("%s after restart: %v", dead.ID, err)
+		}
+	})
+	if k, s := rowsOn(ctx, t, dead, "linearizable", "lagging"); k != int64(total) || s != sumTo(total) {
+		t.Errorf("restarted %s: %d rows (sum %d), want %d", dead.ID, k, s, total)
+	}
+
+	// A running node cut off from the others misses 300 writes.
+	var others []string
+	for _, n := range c.Nodes() {
+		if n != cutoff {
+			others = append(others, n.ID)
+		}
+	}
+	c.Net.Partition(faultproxy.Refuse, []string{cutoff.ID}, others)
+	insertRange(ctx, t, c, "lagging", total, total+300)
+	total += 300
+	catchUpBySnapshot(ctx, t, c, cutoff, func() { c.Net.Heal() })
+	if k, s := rowsOn(ctx, t, cutoff, "linearizable", "lagging"); k != int64(total) || s != sumTo(total) {
+		t.Errorf("reconnected %s: %d rows (sum %d), want %d", cutoff.ID, k, s, total)
+	}
+	checkRows(t, "lagging", sameOnRunningNodes(ctx, t, c, "SELECT id, v FROM lagging ORDER BY id"), total)
+}
+
+// catchUpBySnapshot runs bringBack for node n, which missed entries the
+// leader has compacted away, then requires n to apply the leader's commit
+// index and to have installed a snapshot to get there.
+func catchUpBySnapshot(ctx context.Context, t *testing.T, c *cluster.Cluster, n *cluster.Node, bringBack func()) {
+	t.Helper()
+	leader, err := c.WaitLeader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lst, err := leader.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compacted, _ := logValues(leader.LogPath, "snapshot taken", "compact_to")
+	where := "down"
+	if st, err := n.Status(ctx); err == nil {
+		where = fmt.Sprintf("at applied %d", st.AppliedIndex)
+	}
+	t.Logf("%s %s; leader %s at commit %d, log compacted up to %d", n.ID, where, leader.ID, lst.CommitIndex, maxOf(compacted))
+	before, _ := logValues(n.LogPath, "installed snapshot from leader", "index")
+	start := time.Now()
+	bringBack()
+	if _, err := waitApplied(ctx, n, lst.CommitIndex, 60*time.Second); err != nil {
+		t.Fatalf("%s did not catch up: %v", n.ID, err)
+	}
+	after, _ := logValues(n.LogPath, "installed snapshot from leader", "index")
+	t.Logf("%s caught up to %d in %v; snapshots installed: %v", n.ID, lst.CommitIndex, time.Since(start).Round(time.Millisecond), after[len(before):])
+	if len(after) == len(before) {
+		t.Errorf("%s caught up without a snapshot although the leader compacted up to %d (see %s)", n.ID, maxOf(compacted), n.LogPath)
+	}
+}
+
+// TestMembershipRemoveLeader removes the leader itself: it hands over
+// leadership once the change commits, leaves the configuration, and the
+// others go on writing.
+func TestMembershipRemoveLeader(t *testing.T) {
+	c := startCluster(t, cluster.Options{Nodes: 3})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	leader, _ := leaderAndFollowers(ctx, t, c)
+	conn := connect(ctx, t, leader, "")
+	mustExec(ctx, t, conn, "CREATE TABLE rmleader (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+	conn.Close(ctx)
+	insertRange(ctx, t, c, "rmleader", 0, 20)
+	var ans map[string]any
+	if _, err := leader.Do(ctx, http.MethodPost, "/remove", map[string]string{"id": leader.ID}, &ans); err != nil {
+		t.Fatalf("POST /remove of the leader %s on itself: %v", leader.ID, err)
+	}
+	t.Logf("POST /remove %s on itself: %v", leader.ID, ans)
+	st, err := waitConf(ctx, c, 30*time.Second, func(st cluster.Status) error {
+		if st.ID == leader.ID {
+			return fmt.Errorf("%s still leads", leader.ID)
+		}
+		return notMember(leader.ID)(st)
+	})
+	if err != nil {
+		t.Fatalf("after removing the leader: %v", err)
+	}
+	t.Logf("%s leads after the old leader %s removed itself: %+v", st.ID, leader.ID, st.Configuration)
+	// The removed node stops serving as a member: it is no leader, and
+	// writes go on without it.
+	if s, err := leader.Status(ctx); err == nil && s.Role == "leader" {
+		t.Errorf("the removed %s still says it leads (term %d)", leader.ID, s.Term)
+	}
+	insertRange(ctx, t, c, "rmleader", 20, 40)
+	if err := leader.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	checkRows(t, "rmleader", sameOnRunningNodes(ctx, t, c, "SELECT id, v FROM rmleader ORDER BY id"), 40)
+}
+
+// TestMembershipChangeNotLostOnceAcknowledged: a membership change that
+// the API answers with 2xx must survive the leader's crash, like any
+// acknowledged write (DESIGN.md invariant 3); while it is pending, a
+// second change gets 409. The leader is cut off by the network so that
+// the change cannot commit, then killed; the others elect a leader and the
+// old one restarts.
+func TestMembershipChangeNotLostOnceAcknowledged(t *testing.T) {
+	c := startCluster(t, cluster.Options{Nodes: 3})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	leader, followers := leaderAndFollowers(ctx, t, c)
+	if err := c.WaitConverged(ctx); err != nil {
+		t.Fatal(err)
+	}
+	target := followers[1]
+	c.Net.Partition(faultproxy.Refuse, []string{leader.ID}, []string{followers[0].ID, followers[1].ID})
+	first := make(chan apiAnswer, 1)
+	go func() {
+		a, err := callAPI(ctx, leader, http.MethodPost, "/remove", jsonBody(map[string]string{"id": target.ID}))
+		if err != nil {
+			a = apiAnswer{Error: err.Error()}
+		}
+		first <- a
+	}()
+	// A second change while the first cannot commit.
+	var second apiAnswer
+	rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+	err := retry(rctx, func() error {
+		st, err := leader.Status(rctx)
+		if err != nil {
+			return err
+		}
+		if _, ok := memberOf(st, target.ID); ok {
+			return fmt.Errorf("the removal of %s is not appended yet", target.ID)
+		}
+		second, err = callAPI(rctx, leader, http.MethodPost, "/join", jsonBody(map[string]any{"id": "extra", "raft_addr": "127.0.0.1:9", "voter": false}))
+		return err
+	})
+	rcancel()
+	if err != nil {
+		t.Errorf("second change: %v", err)
+	} else if second.Code != http.StatusConflict || !strings.Contains(second.Error, "in progress") {
+		t.Errorf("a second change while one is pending: %d %s; want 409 naming the change in progress", second.Code, second.Body)
+	}
+	var a apiAnswer
+	select {
+	case a = <-first:
+	case <-time.After(15 * time.Second):
+		t.Log("POST /remove has not answered after 15 s with the leader cut off")
+	}
+	t.Logf("POST /remove %s on the cut-off leader %s: %d %s", target.ID, leader.ID, a.Code, a.Body)
+	if err := leader.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	c.Net.Heal()
+	if _, err := c.WaitLeader(ctx); err != nil {
+		t.Fatalf("no leader among the others: %v", err)
+	}
+	if err := leader.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitConverged(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, st, err := c.Leader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, still := memberOf(st, target.ID)
+	if _, ok := memberOf(st, "extra"); ok {
+		t.Errorf("the refused join of \"extra\" is in the configuration %+v", st.Configuration)
+	}
+	if a.Code/100 == 2 && still {
+		t.Errorf("POST /remove %s answered %d %s before the change committed; after the leader's crash %s is a member again: %+v",
+			target.ID, a.Code, a.Body, target.ID, st.Configuration)
+	}
 }
