@@ -267,13 +267,22 @@ func (d *determinizer) word(t Token) (bool, error) {
 	case "DEFAULT":
 		if d.verb == "CREATE TABLE" && !d.freeze {
 			// The expression: a parenthesized one, a signed number, or
-			// one term.
+			// one term (a function call without the parentheses SQLite
+			// wants is a term too here, so that the rewrite is stable).
 			end := open
-			if tk := d.tokAt(open); tk.Kind == TokOp && (tk.Text == "-" || tk.Text == "+") {
+			tk := d.tokAt(open)
+			switch {
+			case tk.Kind == TokOp && (tk.Text == "-" || tk.Text == "+"):
 				end = d.next(open + 1)
-			} else if isCall {
+			case isCall:
 				if c, _ := d.args(open); c >= 0 {
 					end = c
+				}
+			case tk.Kind == TokIdent:
+				if p := d.next(open + 1); isPunct(d.tokAt(p), "(") {
+					if c, _ := d.args(p); c >= 0 {
+						end = c
+					}
 				}
 			}
 			d.defaultEnd = end

@@ -125,6 +125,7 @@ func FuzzMakeDeterministic(f *testing.F) {
 		f.Add(s, uint64(1))
 	}
 	f.Add("insert into t values (random(), randomblob(4), date(), strftime('%s','now'), current_time)", uint64(7))
+	f.Add("create table t (a text default (datetime('now')), b text default current_date, c int default (strftime('%s')), d text default (date()) check (d > '2000'))", uint64(3))
 	f.Fuzz(func(t *testing.T, q string, seed uint64) {
 		now := time.Unix(int64(seed%4_000_000_000), 0)
 		out, err := MakeDeterministic(q, now, rand.New(rand.NewPCG(seed, 1)))
