@@ -49,8 +49,10 @@ func (e *SQLError) Error() string { return fmt.Sprintf("%s (sqlite code %d)", e.
 type Command struct {
 	SessionID uint64
 	Seq       uint64
-	// UnixMicro is the proposer's wall clock when the command was built;
-	// used only for deterministic housekeeping (expiring old sessions).
+	// UnixMicro is the proposer's wall clock when the command was built:
+	// the entry's clock for CURRENT_TIMESTAMP, CURRENT_DATE, CURRENT_TIME
+	// evaluated at apply time (column defaults, triggers) and for
+	// expiring old sessions, the same on every node.
 	UnixMicro int64
 	Stmts     []Statement
 	// ReadVersion, when non-zero, makes the command conditional (optimistic
