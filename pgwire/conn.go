@@ -533,25 +533,17 @@ func (c *conn) execute(ctx context.Context, p *portal, maxRows int) {
 		c.out = append(c.out, item{kind: itemExec, p: p, maxRows: maxRows})
 		return
 	}
-	if kind == sqltext.KindWrite {
-		if c.txnReadOnly {
-			c.fail(ctx, ErrReadOnlyTxn)
-			return
-		}
-		if c.txn == txnOpen && c.tx == nil {
-			is, ok := c.sess.(InteractiveSession)
-			if !ok {
-				c.bufferWrite(ctx, p, maxRows)
-				return
-			}
-			// The first write opens the interactive transaction; reads
-			// queued before it run first, as plain reads.
+	if c.txn == txnOpen && c.tx == nil {
+		if is, ok := c.sess.(InteractiveSession); ok {
+			// The first statement of the transaction opens it in the
+			// engine, so that the transaction's reads and writes form one
+			// unit (no lost update between a read and a later write).
 			c.runPending(ctx)
 			if c.errSent {
 				return
 			}
 			qctx, done := c.startQuery(ctx)
-			tx, err := is.Begin(qctx)
+			tx, err := is.Begin(qctx, c.consistency)
 			err = c.queryErr(qctx, err)
 			done()
 			if err != nil {
@@ -559,6 +551,16 @@ func (c *conn) execute(ctx context.Context, p *portal, maxRows int) {
 				return
 			}
 			c.tx = tx
+		}
+	}
+	if kind == sqltext.KindWrite {
+		if c.txnReadOnly {
+			c.fail(ctx, ErrReadOnlyTxn)
+			return
+		}
+		if c.txn == txnOpen && c.tx == nil {
+			c.bufferWrite(ctx, p, maxRows)
+			return
 		}
 		c.unitWrite = true
 	} else if c.txn == txnOpen && c.tx == nil && len(c.txnWrites) > 0 {

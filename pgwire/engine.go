@@ -50,18 +50,20 @@ type SQLStater interface {
 	SQLState() string
 }
 
-// InteractiveSession is an optional extension of EngineSession (added by
-// pgwire; the server may implement it later). A session that implements
-// it runs the writes of BEGIN … COMMIT interactively: from the first write
-// on, every statement of the transaction runs inside one open transaction
-// that sees its own writes, so reads after writes and RETURNING work, and
-// row counts are exact. Without it the front end buffers the writes and
-// sends them as one Write at COMMIT.
+// InteractiveSession is an optional extension of EngineSession. A session
+// that implements it runs explicit transactions interactively: from the
+// first statement on, every statement of BEGIN … COMMIT runs inside one
+// transaction that sees its own writes, so reads after writes and
+// RETURNING work and row counts are exact; COMMIT applies the writes as
+// one unit. Without it the front end buffers the writes and sends them as
+// one Write at COMMIT (and refuses reads after writes).
 type InteractiveSession interface {
-	// Begin opens a write transaction (on the leader, serialised with
-	// other writers like SQLite's single writer). It is called at the
-	// first write of a transaction; reads before it use Read.
-	Begin(ctx context.Context) (EngineTx, error)
+	// Begin opens a transaction whose reads are at least as fresh as c
+	// requires. It is called at the first statement after BEGIN (read or
+	// write), so that the engine knows the point the whole transaction
+	// read from: committing the writes of a transaction whose earlier
+	// reads were not part of it would lose updates.
+	Begin(ctx context.Context, c Consistency) (EngineTx, error)
 }
 
 // EngineTx is an open interactive transaction, used from one goroutine.

@@ -111,6 +111,7 @@ const (
 	codeIOError               = "58030"
 	codeInsufficientPrivilege = "42501"
 	codeDuplicatePStatement   = "42P05"
+	codeDataCorrupted         = "XX001"
 )
 
 // SQLite primary result codes (extended code & 0xff).
@@ -147,6 +148,23 @@ var nearRE = regexp.MustCompile(`near "((?:[^"]|"")*)": syntax error`)
 func sqliteState(e *fsm.SQLError) string {
 	msg := e.Message
 	switch e.Code {
+	// The fsm's own codes (above SQLite's range).
+	case fsm.CodeConflict, fsm.CodeStaleSequence:
+		return codeSerialization
+	case fsm.CodeNotAllowed:
+		return codeFeatureNotSupported
+	case fsm.CodeStepLimit:
+		return codeQueryCanceled
+	case fsm.CodeMultipleStatements:
+		return codeSyntaxError
+	case fsm.CodeBadParameter:
+		return codeInvalidParameterValue
+	case fsm.CodeReadOnly:
+		return codeReadOnlyTxn
+	case fsm.CodeBadRestore:
+		return codeInvalidParameterValue
+	case fsm.CodeCorruptCommand:
+		return codeDataCorrupted
 	case sqliteConstraintUnique, sqliteConstraintPrimaryKey:
 		return codeUniqueViolation
 	case sqliteConstraintNotNull:
@@ -249,6 +267,9 @@ func toErrorResponse(err error, query string, offset int) *pgproto3.ErrorRespons
 	switch {
 	case errors.As(err, &pe):
 		r.Code, r.Message, r.Detail, r.Hint, r.Position = pe.Code, pe.Message, pe.Detail, pe.Hint, pe.Position
+	case errors.As(err, &ss):
+		// An explicit SQLSTATE wins over a SQLite error it wraps.
+		r.Code = ss.SQLState()
 	case errors.As(err, &se):
 		r.Code = sqliteState(se)
 		r.Message = se.Message
@@ -257,8 +278,6 @@ func toErrorResponse(err error, query string, offset int) *pgproto3.ErrorRespons
 				r.Position = int32(len([]rune(query[:offset]))) + p
 			}
 		}
-	case errors.As(err, &ss):
-		r.Code = ss.SQLState()
 	case errors.Is(err, ErrCanceled), errors.Is(err, context.Canceled):
 		r.Code, r.Message = codeQueryCanceled, ErrCanceled.Error()
 	case errors.Is(err, ErrStatementTimeout), errors.Is(err, context.DeadlineExceeded):

@@ -118,7 +118,6 @@ type session struct {
 	id  uint64
 	seq uint64
 	rnd *mrand.Rand
-	tx  txState
 }
 
 func (s *session) Close() {}

@@ -2,25 +2,26 @@ package server
 
 import (
 	"context"
-
 	"fmt"
 	"time"
 
 	"github.com/raftsql/raftsql/fsm"
 	"github.com/raftsql/raftsql/pgwire"
+	"github.com/raftsql/raftsql/sqltext"
 )
 
 // Interactive transactions use optimistic concurrency control over the
-// Raft log. Every statement of the transaction runs on this node as a
+// Raft log. Every statement of a transaction runs on this node as a
 // preview (fsm.Preview): the transaction's earlier writes, then the
 // statement, in a SQLite transaction that is rolled back. The first
-// preview fixes the transaction's read version (the applied index it read).
-// COMMIT proposes the writes as one entry carrying that version; the fsm
-// applies it only if no entry changed the database after the version, on
-// every node alike, and fails it with a conflict (40001) otherwise. So a
-// committed transaction saw exactly the state it commits on: serializable,
-// on any node, without locks held across client round trips; a leader
-// change in the middle costs nothing unless the data changed.
+// preview fixes the transaction's read version (the applied index it read
+// at). COMMIT proposes the writes as one entry carrying that version; the
+// fsm applies it only if no entry changed the database after the version —
+// on every node alike — and fails it with a conflict otherwise (40001, the
+// client retries). So a committed transaction saw exactly the state it
+// commits on: serializable, on any node, without locks held across client
+// round trips; a leader change in the middle costs nothing unless the data
+// changed.
 
 // maxTxStatements bounds the writes of one transaction (each preview
 // re-runs them).
@@ -28,71 +29,89 @@ const maxTxStatements = 10000
 
 const codeProgramLimitExceeded = "54000"
 
-var _ pgwire.TxEngineSession = (*session)(nil)
-
 // previewer is the fsm's preview of a transaction's statements.
 type previewer interface {
 	Preview(ctx context.Context, pending, stmts []fsm.Statement, unixMicro int64) ([]fsm.Result, uint64, error)
 }
 
-type txState struct {
-	open    bool
-	version uint64 // applied index the first statement read at
-	now     time.Time
-	pending []fsm.Statement
+var _ pgwire.InteractiveSession = (*session)(nil)
+
+// Begin opens an interactive transaction whose reads are as fresh as c.
+func (s *session) Begin(ctx context.Context, c pgwire.Consistency) (pgwire.EngineTx, error) {
+	pv, ok := s.e.sm.(previewer)
+	if !ok {
+		return nil, &sqlStateError{code: codeFeatureNotSupported, msg: "interactive transactions are not supported by this state machine"}
+	}
+	if err := s.e.catchUp(ctx, c); err != nil {
+		return nil, err
+	}
+	return &engineTx{s: s, pv: pv, now: s.e.clock().UTC()}, nil
 }
 
-func (s *session) TxExec(ctx context.Context, c pgwire.Consistency, stmt fsm.Statement, write bool) (fsm.Result, error) {
-	e := s.e
-	tx := &s.tx
-	if !tx.open {
-		if err := e.catchUp(ctx, c); err != nil {
-			return fsm.Result{}, err
-		}
-		tx.open, tx.now = true, e.clock().UTC()
+type engineTx struct {
+	s  *session
+	pv previewer
+	// now is the transaction's clock: the same for its previews and its
+	// commit, so that what the client saw is what is applied.
+	now        time.Time
+	version    uint64 // applied index the first statement read at
+	hasVersion bool
+	pending    []fsm.Statement
+	done       bool
+}
+
+// Exec runs stmts in the transaction: they see its earlier writes; the
+// writes among them that succeed join the transaction.
+func (t *engineTx) Exec(ctx context.Context, stmts []fsm.Statement) ([]fsm.Result, error) {
+	if t.done {
+		return nil, fmt.Errorf("transaction already ended")
 	}
-	if write {
-		if len(tx.pending) >= maxTxStatements {
-			return fsm.Result{}, &sqlStateError{code: codeProgramLimitExceeded, msg: fmt.Sprintf("a transaction may hold at most %d writes", maxTxStatements)}
+	write := make([]bool, len(stmts))
+	run := make([]fsm.Statement, len(stmts))
+	for i, st := range stmts {
+		kind, _, err := sqltext.Classify(st.SQL)
+		write[i] = err != nil || kind != sqltext.KindRead
+		run[i] = st
+		if write[i] {
+			det, err := t.s.deterministic([]fsm.Statement{st}, t.now)
+			if err != nil {
+				return nil, err
+			}
+			run[i] = det[0]
 		}
-		det, err := s.deterministic([]fsm.Statement{stmt}, tx.now)
-		if err != nil {
-			return fsm.Result{}, err
-		}
-		stmt = det[0]
 	}
-	pv, ok := e.sm.(previewer)
-	if !ok {
-		return fsm.Result{}, &sqlStateError{code: codeFeatureNotSupported, msg: "interactive transactions are not supported by this state machine"}
+	if n := len(t.pending) + len(stmts); n > maxTxStatements {
+		return nil, &sqlStateError{code: codeProgramLimitExceeded, msg: fmt.Sprintf("a transaction may hold at most %d statements", maxTxStatements)}
 	}
-	res, version, err := pv.Preview(ctx, tx.pending, []fsm.Statement{stmt}, tx.now.UnixMicro())
+	res, version, err := t.pv.Preview(ctx, t.pending, run, t.now.UnixMicro())
 	if err != nil {
 		if ctx.Err() != nil {
-			return fsm.Result{}, ctxError(ctx, "transaction statement")
+			return nil, ctxError(ctx, "transaction statement")
 		}
-		return fsm.Result{}, fmt.Errorf("run statement in transaction: %w", err)
+		return nil, fmt.Errorf("run statement in transaction: %w", err)
 	}
-	if len(res) != 1 {
-		return fsm.Result{}, fmt.Errorf("run statement in transaction: %d results for one statement", len(res))
+	if !t.hasVersion {
+		t.version, t.hasVersion = version, true
 	}
-	if tx.version == 0 {
-		tx.version = version
+	for i, r := range res {
+		if i < len(write) && write[i] && r.Err == nil {
+			t.pending = append(t.pending, run[i])
+		}
 	}
-	if write && res[0].Err == nil {
-		tx.pending = append(tx.pending, stmt)
-	}
-	return res[0], nil
+	return res, nil
 }
 
-func (s *session) TxCommit(ctx context.Context) error {
-	tx := s.tx
-	s.tx = txState{}
-	if len(tx.pending) == 0 {
+// Commit applies the transaction's writes as one entry, or fails with
+// 40001 when the database changed since the transaction read it.
+func (t *engineTx) Commit(ctx context.Context) error {
+	if t.done {
+		return fmt.Errorf("transaction already ended")
+	}
+	t.done = true
+	if len(t.pending) == 0 {
 		return nil
 	}
-	cmd := fsm.Command{UnixMicro: tx.now.UnixMicro(), Stmts: tx.pending}
-	setReadVersion(&cmd, tx.version)
-	res, err := s.propose(ctx, cmd)
+	res, err := t.s.propose(ctx, fsm.Command{UnixMicro: t.now.UnixMicro(), Stmts: t.pending, ReadVersion: t.version})
 	if err != nil {
 		return err
 	}
@@ -100,24 +119,13 @@ func (s *session) TxCommit(ctx context.Context) error {
 		if r.Err == nil {
 			continue
 		}
-		if isConflict(r.Err) {
-			return &sqlStateError{code: codeSerializationFailure, msg: "could not serialize access due to concurrent update; retry the transaction", err: r.Err}
+		if r.Err.Code == fsm.CodeConflict {
+			return &sqlStateError{code: codeSerializationFailure, msg: "could not serialize access due to a concurrent update; retry the transaction", err: r.Err}
 		}
 		return r.Err
 	}
 	return nil
 }
 
-func (s *session) TxRollback() { s.tx = txState{} }
-
-// isConflict reports whether a commit failed its read-version check.
-func isConflict(e *fsm.SQLError) bool {
-	type conflictCoder interface{ Conflict() bool }
-	if c, ok := any(e).(conflictCoder); ok {
-		return c.Conflict()
-	}
-	return false
-}
-
-// setReadVersion is replaced by a field assignment once fsm has ReadVersion.
-func setReadVersion(cmd *fsm.Command, v uint64) {}
+// Rollback abandons the transaction; nothing of it was applied.
+func (t *engineTx) Rollback() { t.done = true }

@@ -276,7 +276,7 @@ type txSession struct{ session }
 
 // Begin implements pgwire.InteractiveSession: it holds the writer lock
 // until Commit or Rollback.
-func (s *txSession) Begin(ctx context.Context) (pgwire.EngineTx, error) {
+func (s *txSession) Begin(ctx context.Context, _ pgwire.Consistency) (pgwire.EngineTx, error) {
 	e := s.e
 	e.record(true, []fsm.Statement{{SQL: "BEGIN"}})
 	e.writeMu.Lock()
