@@ -240,3 +240,44 @@ func TestPreviewWaitsWithCtx(t *testing.T) {
 		t.Fatalf("after: %+v %d %v", rs, version, err)
 	}
 }
+
+// TestOptimisticTransaction: the way the server uses Preview and
+// ReadVersion — an interactive transaction that read a row another
+// session then changed fails at COMMIT with CodeConflict; retried from
+// the start, it commits.
+func TestOptimisticTransaction(t *testing.T) {
+	ctx := context.Background()
+	f := openT(t, t.TempDir())
+	applyOne(t, f, 1, cmd(1, 1, st("CREATE TABLE acct(id INTEGER PRIMARY KEY, bal INTEGER)"), st("INSERT INTO acct VALUES (1, 100), (2, 0)")))
+	txn := func() ([]Statement, uint64) {
+		// BEGIN; SELECT bal ...; UPDATE ...; UPDATE ...; (each previewed)
+		rs, v1, err := f.Preview(ctx, nil, []Statement{st("SELECT bal FROM acct WHERE id = 1")}, t0)
+		if err != nil || rs[0].Err != nil {
+			t.Fatal(err, rs)
+		}
+		bal := rs[0].Rows[0][0].(int64)
+		pending := []Statement{st("UPDATE acct SET bal = $1 WHERE id = 1", bal-10)}
+		rs, v2, err := f.Preview(ctx, pending, []Statement{st("UPDATE acct SET bal = bal + 10 WHERE id = 2")}, t0)
+		if err != nil || rs[0].Err != nil {
+			t.Fatal(err, rs)
+		}
+		return append(pending, st("UPDATE acct SET bal = bal + 10 WHERE id = 2")), min(v1, v2)
+	}
+	stmts, version := txn()
+	applyOne(t, f, 2, cmd(2, 1, st("UPDATE acct SET bal = bal + 1000 WHERE id = 1"))) // a concurrent write
+	rs := applyOne(t, f, 3, occCmd(3, 1, version, stmts...))
+	if len(rs) != 1 || rs[0].Err == nil || rs[0].Err.Code != CodeConflict {
+		t.Fatalf("stale COMMIT: %+v", rs)
+	}
+	stmts, version = txn()
+	if version != 3 {
+		t.Fatalf("version %d, want 3", version)
+	}
+	rs = applyOne(t, f, 4, occCmd(3, 2, version, stmts...))
+	if rs[0].Err != nil || rs[1].Err != nil {
+		t.Fatalf("retried COMMIT: %+v", rs)
+	}
+	if got := fmt.Sprint(query(t, f, "SELECT bal FROM acct ORDER BY id").Rows); got != "[[1090] [10]]" {
+		t.Fatalf("balances %s (a lost update?)", got)
+	}
+}
