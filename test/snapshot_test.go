@@ -740,6 +740,29 @@ func TestMembershipRequestErrors(t *testing.T) {
 	conn := connect(ctx, t, n1, "")
 	mustExec(ctx, t, conn, "CREATE TABLE refused (id INTEGER PRIMARY KEY)")
 	mustExec(ctx, t, conn, "INSERT INTO refused (id) VALUES (1)")
+	conn.Close(ctx)
+
+	// A learner never campaigns: with the only voter dead it stays a
+	// learner with no leader, for well past its election timeout
+	// (randomized up to 2 × 1.5 s).
+	if err := n1.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	watchEnd := time.Now().Add(6 * time.Second)
+	for time.Now().Before(watchEnd) {
+		s, err := n2.Status(ctx)
+		if err != nil {
+			t.Fatalf("learner %s: %v", n2.ID, err)
+		}
+		if s.Role != "learner" || s.Leader == n2.ID {
+			t.Fatalf("learner %s with the only voter dead: role %s, leader %q, term %d", n2.ID, s.Role, s.Leader, s.Term)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // TestWipedNodeRejoins is the documented procedure for a node whose data
