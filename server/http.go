@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,6 +32,9 @@ type MemberJSON struct {
 	ID       string `json:"id"`
 	RaftAddr string `json:"raft_addr"`
 	Voter    bool   `json:"voter"`
+	// From the node directory, once the member announced itself.
+	HTTPAddr string `json:"http_addr,omitempty"`
+	PGAddr   string `json:"pg_addr,omitempty"`
 }
 
 type joinRequest struct {
@@ -80,14 +85,22 @@ func writeError(w http.ResponseWriter, code int, err error) {
 	writeJSON(w, code, map[string]string{"error": err.Error()})
 }
 
-// decodeJSON reads a bounded, strict JSON body into v.
-func decodeJSON(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxJSONBody))
+// decodeJSON reads a bounded, strict JSON body into v and returns the raw
+// body (for forwarding).
+func decodeJSON(r *http.Request, v any) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxJSONBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading the body: %w", err)
+	}
+	if len(body) > maxJSONBody {
+		return nil, fmt.Errorf("body larger than %d bytes", maxJSONBody)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("bad JSON body: %w", err)
+		return nil, fmt.Errorf("bad JSON body: %w", err)
 	}
-	return nil
+	return body, nil
 }
 
 func (a *httpAPI) statusJSON() StatusJSON {
@@ -101,8 +114,10 @@ func (a *httpAPI) statusJSON() StatusJSON {
 		AppliedIndex: a.s.fsm.AppliedIndex(),
 	}
 	out.Configuration = []MemberJSON{}
+	nodes, _ := a.s.fsm.Nodes(context.Background())
 	for _, m := range st.Conf.Members {
-		out.Configuration = append(out.Configuration, MemberJSON{ID: m.ID, RaftAddr: m.Addr, Voter: m.Voter})
+		out.Configuration = append(out.Configuration, MemberJSON{ID: m.ID, RaftAddr: m.Addr, Voter: m.Voter,
+			HTTPAddr: nodes[m.ID].HTTPAddr, PGAddr: nodes[m.ID].PGAddr})
 	}
 	return out
 }
@@ -142,12 +157,16 @@ func (a *httpAPI) metrics(w http.ResponseWriter, r *http.Request) {
 	a.s.writeMetrics(w)
 }
 
-// leaderOnly answers a request that only the leader can serve when this
-// node is not the leader.
-func (a *httpAPI) leaderOnly(w http.ResponseWriter) bool {
+// leaderOnly handles a request that only the leader can serve on a node
+// that is not the leader: it forwards it to the leader (through the node
+// directory) or answers 503. It returns true when the request was answered.
+func (a *httpAPI) leaderOnly(w http.ResponseWriter, r *http.Request, body []byte) bool {
 	st := a.s.node.Status()
 	if st.Role == consensus.RoleLeader {
 		return false
+	}
+	if a.forwardToLeader(w, r, body) {
+		return true
 	}
 	if st.Lead == "" {
 		writeError(w, http.StatusServiceUnavailable, errors.New("no leader is known; retry shortly"))
@@ -159,7 +178,8 @@ func (a *httpAPI) leaderOnly(w http.ResponseWriter) bool {
 
 func (a *httpAPI) join(w http.ResponseWriter, r *http.Request) {
 	var req joinRequest
-	if err := decodeJSON(r, &req); err != nil {
+	body, err := decodeJSON(r, &req)
+	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
@@ -168,7 +188,7 @@ func (a *httpAPI) join(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, errors.New(`"id" and "raft_addr" are required`))
 		return
 	}
-	if a.leaderOnly(w) {
+	if a.leaderOnly(w, r, body) {
 		return
 	}
 	voter := req.Voter == nil || *req.Voter
@@ -197,14 +217,15 @@ func (a *httpAPI) join(w http.ResponseWriter, r *http.Request) {
 
 func (a *httpAPI) remove(w http.ResponseWriter, r *http.Request) {
 	var req idRequest
-	if err := decodeJSON(r, &req); err != nil || req.ID == "" {
+	body, err := decodeJSON(r, &req)
+	if err != nil || req.ID == "" {
 		if err == nil {
 			err = errors.New(`"id" is required`)
 		}
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	if a.leaderOnly(w) {
+	if a.leaderOnly(w, r, body) {
 		return
 	}
 	st := a.s.node.Status()
@@ -243,14 +264,15 @@ func isVoter(c consensus.ConfState, id string) bool {
 
 func (a *httpAPI) transfer(w http.ResponseWriter, r *http.Request) {
 	var req idRequest
-	if err := decodeJSON(r, &req); err != nil || req.ID == "" {
+	body, err := decodeJSON(r, &req)
+	if err != nil || req.ID == "" {
 		if err == nil {
 			err = errors.New(`"id" is required`)
 		}
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	if a.leaderOnly(w) {
+	if a.leaderOnly(w, r, body) {
 		return
 	}
 	if !isVoter(a.s.node.Status().Conf, req.ID) {

@@ -43,6 +43,7 @@ type Server struct {
 
 	pgLn, httpLn net.Listener
 	httpSrv      *http.Server
+	httpClient   *http.Client
 	// startIndex is the last log index at start: /readyz waits until it
 	// (or the commit index, if lower) is applied.
 	startIndex uint64
@@ -166,7 +167,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 		return nil
 	})
+	s.httpClient = &http.Client{Timeout: 30 * time.Second}
 	s.goRun("promoter", func() error { s.promoteLoop(runCtx); return nil })
+	s.goRun("directory", func() error { s.announceLoop(runCtx); return nil })
 	if fresh && cfg.Join != "" {
 		s.goRun("join", func() error { return s.joinCluster(runCtx) })
 	}

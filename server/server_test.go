@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -281,7 +282,7 @@ func TestJoinAsLearnerThenPromoted(t *testing.T) {
 	cfg := Config{
 		ID: "4", DataDir: t.TempDir(),
 		PGAddr: freeAddr(t), RaftAddr: freeAddr(t), HTTPAddr: freeAddr(t),
-		Join:   c.servers[lead].HTTPAddr(),
+		Join:   c.servers[(lead+1)%3].HTTPAddr(), // a follower: forwarded to the leader
 		Logger: testLogger(t, "4"),
 	}
 	c.cfgs = append(c.cfgs, cfg)
@@ -327,5 +328,32 @@ func TestCloseOnLeaderHandsLeadershipOver(t *testing.T) {
 	}
 	if leaders != 1 {
 		t.Fatalf("%d leaders right after the old leader stopped, want 1 (leadership was not handed over)", leaders)
+	}
+}
+
+func TestStatusListsEveryMembersAddresses(t *testing.T) {
+	c := startCluster(t, 3)
+	c.waitLeader()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, body := httpDo(t, "GET", "http://"+c.servers[0].HTTPAddr()+"/status", nil)
+		var st StatusJSON
+		if code != 200 || json.Unmarshal(body, &st) != nil {
+			t.Fatalf("status: %d %s", code, body)
+		}
+		complete := len(st.Configuration) == 3
+		for _, m := range st.Configuration {
+			i, _ := strconv.Atoi(m.ID)
+			if m.HTTPAddr != c.servers[i-1].HTTPAddr() || m.PGAddr != c.servers[i-1].PGAddr() {
+				complete = false
+			}
+		}
+		if complete {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("directory incomplete: %s", body)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
