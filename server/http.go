@@ -193,16 +193,24 @@ func (a *httpAPI) join(w http.ResponseWriter, r *http.Request) {
 	}
 	voter := req.Voter == nil || *req.Voter
 	for _, m := range a.s.node.Status().Conf.Members {
-		if m.ID == req.ID {
-			if m.Addr == req.RaftAddr && (m.Voter || !voter) {
-				writeJSON(w, http.StatusOK, joinResponse{Status: "already a member", Configuration: a.statusJSON().Configuration})
-				return
-			}
-			if m.Addr != req.RaftAddr {
-				writeError(w, http.StatusConflict, fmt.Errorf("node %q is already a member with raft address %s; remove it first", req.ID, m.Addr))
-				return
-			}
+		if m.ID != req.ID {
+			continue
 		}
+		switch {
+		case m.Addr != req.RaftAddr:
+			writeError(w, http.StatusConflict, fmt.Errorf("node %q is already a member with raft address %s; remove it first", req.ID, m.Addr))
+		case m.Voter:
+			// A voter that asks to join again has lost its data (a node
+			// with data never calls /join): letting it vote with an empty
+			// log could elect a leader without committed entries.
+			writeError(w, http.StatusConflict, fmt.Errorf("node %q is already a voter; if its data directory was lost, remove it first (raftsql remove %s), then start it again with --join", req.ID, req.ID))
+		default:
+			if voter {
+				a.s.promoteWhenCaughtUp(req.ID)
+			}
+			writeJSON(w, http.StatusOK, joinResponse{Status: "already a learner", Promote: voter, Configuration: a.statusJSON().Configuration})
+		}
+		return
 	}
 	cc := consensus.ConfChange{Type: consensus.ConfAddLearner, ID: req.ID, Addr: req.RaftAddr}
 	if err := a.s.node.ProposeConfChange(r.Context(), cc); err != nil {

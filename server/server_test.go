@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -355,5 +356,24 @@ func TestStatusListsEveryMembersAddresses(t *testing.T) {
 			t.Fatalf("directory incomplete: %s", body)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestJoinRefusesAVoterThatLostItsData(t *testing.T) {
+	c := startCluster(t, 3)
+	lead := c.waitLeader()
+	other := c.cfgs[(lead+1)%3]
+	body := fmt.Sprintf(`{"id":%q,"raft_addr":%q,"voter":true}`, other.ID, other.RaftAddr)
+	code, resp := httpDo(t, "POST", "http://"+c.servers[lead].HTTPAddr()+"/join", []byte(body))
+	if code != 409 || !strings.Contains(string(resp), "remove it first") {
+		t.Fatalf("join of an existing voter: %d %s, want 409 telling to remove it first", code, resp)
+	}
+	code, resp = httpDo(t, "POST", "http://"+c.servers[lead].HTTPAddr()+"/join", []byte(`{"id":"9"`))
+	if code != 400 {
+		t.Fatalf("malformed join: %d %s, want 400", code, resp)
+	}
+	code, resp = httpDo(t, "POST", "http://"+c.servers[lead].HTTPAddr()+"/remove", []byte(`{"id":"nope"}`))
+	if code != 404 {
+		t.Fatalf("remove of an unknown id: %d %s, want 404", code, resp)
 	}
 }
