@@ -1320,3 +1320,44 @@ func TestMembershipPromotionSurvivesLeaderChange(t *testing.T) {
 		t.Errorf("%s: %d rows, want %d", n4.ID, k, rows)
 	}
 }
+
+// TestMembershipTransferToDeadNodeAborts: a transfer to a voter that is
+// down cannot complete; the leader aborts it after an election timeout,
+// answers with an error, and goes on leading and taking writes.
+func TestMembershipTransferToDeadNodeAborts(t *testing.T) {
+	c := startCluster(t, cluster.Options{Nodes: 3})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	leader, followers := leaderAndFollowers(ctx, t, c)
+	conn := connect(ctx, t, leader, "")
+	mustExec(ctx, t, conn, "CREATE TABLE aborted (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+	conn.Close(ctx)
+	_, before, err := c.Leader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := followers[0]
+	if err := dead.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	a, err := callAPI(ctx, leader, http.MethodPost, "/transfer-leadership", jsonBody(map[string]string{"id": dead.ID}))
+	if err != nil {
+		t.Fatalf("POST /transfer-leadership to the dead %s: %v", dead.ID, err)
+	}
+	t.Logf("POST /transfer-leadership to the dead %s: %d %s after %v", dead.ID, a.Code, a.Body, time.Since(start).Round(time.Millisecond))
+	if a.Code/100 == 2 || a.Error == "" {
+		t.Errorf("a transfer to a dead node answered %d %s; want an error", a.Code, a.Body)
+	}
+	l, after, err := c.Leader(ctx)
+	if err != nil {
+		t.Fatalf("after the aborted transfer: %v", err)
+	}
+	if l != leader || after.Term != before.Term {
+		t.Errorf("leadership moved on an aborted transfer: %s term %d → %s term %d", before.ID, before.Term, after.ID, after.Term)
+	}
+	insertRange(ctx, t, c, "aborted", 0, 20)
+	if k, _ := rowsOn(ctx, t, leader, "linearizable", "aborted"); k != 20 {
+		t.Errorf("%d rows after the aborted transfer, want 20", k)
+	}
+}
