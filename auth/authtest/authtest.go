@@ -1,7 +1,3 @@
-// Package authtest makes throwaway certificate authorities, certificates
-// and auth files for tests of auth and of the packages that use it
-// (pgwire, server, test/). Everything is generated with crypto/x509 into
-// t.TempDir(); no openssl is needed.
 package authtest
 
 import (
