@@ -255,6 +255,23 @@ func rowsOn(ctx context.Context, t *testing.T, n *cluster.Node, level, table str
 // sumTo is sum(id) of the ids [0, n).
 func sumTo(n int) int64 { return int64(n) * int64(n-1) / 2 }
 
+// waitRole polls node n's /status until it reports role.
+func waitRole(ctx context.Context, n *cluster.Node, role string, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	err := retry(ctx, func() error {
+		s, err := n.Status(ctx)
+		if err == nil && s.Role != role {
+			err = fmt.Errorf("role %q (applied %d)", s.Role, s.AppliedIndex)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%s /status: %w; want role %s", n.ID, err, role)
+	}
+	return nil
+}
+
 // waitApplied polls node n until it has applied index.
 func waitApplied(ctx context.Context, n *cluster.Node, index uint64, d time.Duration) (cluster.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, d)
@@ -436,17 +453,8 @@ func TestSnapshotJoinPromoteRemoveTransfer(t *testing.T) {
 	}
 	// Its own /status says learner once it has applied its addition (it
 	// is ready as soon as it knows the leader, possibly before).
-	rctx, rcancel := context.WithTimeout(ctx, 15*time.Second)
-	err = retry(rctx, func() error {
-		s, err := n5.Status(rctx)
-		if err == nil && s.Role != "learner" {
-			err = fmt.Errorf("role %q (applied %d)", s.Role, s.AppliedIndex)
-		}
-		return err
-	})
-	rcancel()
-	if err != nil {
-		t.Errorf("learner %s /status: %v; want role learner", n5.ID, err)
+	if err := waitRole(ctx, n5, "learner", 15*time.Second); err != nil {
+		t.Error(err)
 	}
 	if k, _ := rowsOn(ctx, t, n5, "linearizable", "snapjoin"); k != int64(total) {
 		t.Errorf("linearizable read on learner %s: %d rows, want %d", n5.ID, k, total)
@@ -744,7 +752,11 @@ func TestMembershipRequestErrors(t *testing.T) {
 
 	// A learner never campaigns: with the only voter dead it stays a
 	// learner with no leader, for well past its election timeout
-	// (randomized up to 2 × 1.5 s).
+	// (randomized up to 2 × 1.5 s). First it must know it is a learner
+	// (it is ready, knowing the leader, before it applies its addition).
+	if err := waitRole(ctx, n2, "learner", 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	if err := n1.Kill(); err != nil {
 		t.Fatal(err)
 	}
