@@ -92,7 +92,7 @@ func (j jepsenCluster) CommitIndex(ctx context.Context) (uint64, error) {
 //	go test ./test/ -run TestJepsen -v -timeout 60m -args -duration=10m -seed=42 [-nodes=5]
 func TestJepsen(t *testing.T) {
 	sd := seed(t)
-	dur := duration(t, 60*time.Second)
+	dur := duration(t, 45*time.Second)
 	t.Logf("TestJepsen: seed %d, duration %v (reproduce the fault schedule with -args -seed=%d -duration=%v)", sd, dur, sd, dur)
 	c := startCluster(t, cluster.Options{Nodes: *flagNodes, Seed: sd, SnapshotEntries: 1000})
 	dir := c.Nodes()[0].Dir

@@ -18,7 +18,7 @@ import (
 
 var (
 	flagSeed     = flag.Uint64("seed", 0, "seed of the nemesis and workloads (0: from $SEED or the clock)")
-	flagDuration = flag.Duration("duration", 0, "how long TestJepsen runs its workload under faults (0: from $DURATION or 60s)")
+	flagDuration = flag.Duration("duration", 0, "how long TestJepsen runs its workload under faults (0: from $DURATION or 45s)")
 	flagKeep     = flag.Bool("keep", false, "keep the artifacts folder of passing tests too")
 	flagNodes    = flag.Int("nodes", 3, "cluster size of TestJepsen")
 )
