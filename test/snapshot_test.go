@@ -252,6 +252,20 @@ func rowsOn(ctx context.Context, t *testing.T, n *cluster.Node, level, table str
 	return count, sum
 }
 
+// countOnce reads count(*) of table on node n at level, once, within d.
+func countOnce(ctx context.Context, n *cluster.Node, level, table string, d time.Duration) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, n.DSN(level))
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(context.Background())
+	var k int64
+	err = conn.QueryRow(ctx, "SELECT count(*) FROM "+table).Scan(&k)
+	return k, err
+}
+
 // sumTo is sum(id) of the ids [0, n).
 func sumTo(n int) int64 { return int64(n) * int64(n-1) / 2 }
 
@@ -1190,6 +1204,17 @@ func TestMembershipRemoveLeader(t *testing.T) {
 		t.Errorf("the removed %s still says it leads (term %d)", leader.ID, s.Term)
 	}
 	insertRange(ctx, t, c, "rmleader", 20, 40)
+	// A read on the removed node that claims to be linearizable (or
+	// lease-based) must not miss the writes made after its removal: it
+	// either fails or sees them. (Today it hangs until the client gives
+	// up: no answer is a safe answer, if not a helpful one.)
+	for _, level := range []string{"linearizable", "lease"} {
+		k, err := countOnce(ctx, leader, level, "rmleader", 3*time.Second)
+		t.Logf("%s read on the removed %s: %d rows, err %v", level, leader.ID, k, err)
+		if err == nil && k != 40 {
+			t.Errorf("%s read on the removed %s answered %d rows; 40 were acknowledged by the cluster before the read", level, leader.ID, k)
+		}
+	}
 	if err := leader.Kill(); err != nil {
 		t.Fatal(err)
 	}
