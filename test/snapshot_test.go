@@ -30,8 +30,13 @@ import (
 // transfer, a wiped node rejoining), the HTTP API's refusals, and a disk
 // footprint that does not grow with the number of entries.
 //
-//	go test ./test/ -run 'TestSnapshot|TestMembershipRequest|TestWipedNode' -v
-//	go test ./test/ -run TestSnapshotBoundedDisk -v -args -entries=20000   # 100000 by default
+//	go test ./test/ -run 'TestSnapshot|TestMembership[A-Z]|TestWipedNode' -v          # ~1 min
+//	go test ./test/ -run 'TestSnapshot|TestMembership[A-Z]|TestWipedNode' -v -short   # 20,000 entries
+//	go test ./test/ -run TestSnapshotBoundedDisk -v -args -entries=100000            # any count >= 8000
+//
+// TestWipedNodeRejoins is the procedure the README gives for a node whose
+// data directory is lost: stop it, POST /remove its id, wipe the
+// directory, start it with --join (never --peers) under the same id.
 
 var flagEntries = flag.Int("entries", 0, "entries TestSnapshotBoundedDisk writes with --snapshot-entries 1000 (0: 100000, or 20000 with -short)")
 
