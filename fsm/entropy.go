@@ -58,10 +58,10 @@ func entrySeed(index, term uint64) uint64 {
 	return splitmix(&s) ^ splitmix(&t)
 }
 
-// previewSeed is the PRNG seed of a preview at unixMicro.
-func previewSeed(unixMicro int64) uint64 {
+// previewSeed is the PRNG seed of the n-th preview, at unixMicro.
+func previewSeed(unixMicro int64, n uint64) uint64 {
 	s := uint64(unixMicro) ^ 0x5851f42d4c957f2d
-	return splitmix(&s)
+	return splitmix(&s) ^ splitmix(&n)
 }
 
 // splitmix advances *s and returns the next splitmix64 output.

@@ -56,6 +56,8 @@ type FSM struct {
 	wmu ctxMutex
 	w   *sconn
 	pv  *sconn
+	// previews counts Preview calls (under wmu), to seed each one's PRNG.
+	previews uint64
 
 	// rmu: readers (Query, Describe, Snapshot) hold it shared while they
 	// use the pool; Restore and Close hold it exclusively to swap or close

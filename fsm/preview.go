@@ -21,8 +21,9 @@ import (
 // If a pending statement fails, err wraps ErrPendingFailed and its
 // *SQLError (the state changed under the transaction, e.g. a table it
 // wrote to was dropped). CURRENT_TIMESTAMP and friends give unixMicro, and
-// random()/randomblob() draw from a PRNG seeded from it, as on the writer
-// — but the values are the preview's: the COMMIT entry computes its own
+// random()/randomblob() draw from a PRNG seeded from it and a count of
+// previews (so that SELECT random() differs between the statements of one
+// transaction, whose clock is fixed) — but the values are the preview's: the COMMIT entry computes its own
 // (from its clock and index) unless the leader froze them in the SQL
 // (sqltext.MakeDeterministic). The whole preview is bounded by
 // MaxEntrySteps like an entry (CodeStepLimit), and ends when ctx does.
@@ -61,7 +62,8 @@ func (f *FSM) Preview(ctx context.Context, pending []Statement, stmts []Statemen
 	v, _ := rows[0][0].(int64)
 	version = uint64(v)
 	c.setBudget(f.maxSteps)
-	c.entropy.reset(unixMicro, previewSeed(unixMicro))
+	f.previews++
+	c.entropy.reset(unixMicro, previewSeed(unixMicro, f.previews))
 	for i, st := range pending {
 		r, _, err := execWrite(c, st)
 		if cerr := ctx.Err(); cerr != nil {

@@ -281,3 +281,24 @@ func TestOptimisticTransaction(t *testing.T) {
 		t.Fatalf("balances %s (a lost update?)", got)
 	}
 }
+
+// TestPreviewClockAndRandom: a preview sees its transaction's clock, and
+// random() differs between previews of the same transaction.
+func TestPreviewClockAndRandom(t *testing.T) {
+	f := openT(t, t.TempDir())
+	ctx := context.Background()
+	var seen []any
+	for range 2 {
+		rs, _, err := f.Preview(ctx, nil, []Statement{st("SELECT CURRENT_TIMESTAMP, random()")}, t0)
+		if err != nil || rs[0].Err != nil {
+			t.Fatal(err, rs)
+		}
+		if rs[0].Rows[0][0] != "2026-01-02 03:04:05" {
+			t.Errorf("clock %v", rs[0].Rows[0][0])
+		}
+		seen = append(seen, rs[0].Rows[0][1])
+	}
+	if seen[0] == seen[1] {
+		t.Errorf("random() gave %v in both previews", seen[0])
+	}
+}
