@@ -72,6 +72,17 @@ func BenchmarkPreview(b *testing.B) {
 			}
 		})
 	})
+	b.Run("read-only", func(b *testing.B) {
+		f := setup(b)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, _, err := f.Preview(context.Background(), nil, stmts, t0); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
 	b.Run("during-apply", func(b *testing.B) {
 		f := setup(b)
 		done := make(chan struct{})

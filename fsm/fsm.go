@@ -56,16 +56,19 @@ type FSM struct {
 	wmu ctxMutex
 	w   *sconn
 	pv  *sconn
-	// previews counts Preview calls (under wmu), to seed each one's PRNG.
-	previews uint64
+	// previews counts Preview calls, to seed each one's PRNG.
+	previews atomic.Uint64
 
 	// rmu: readers (Query, Describe, Snapshot) hold it shared while they
 	// use the pool; Restore and Close hold it exclusively to swap or close
 	// the connections. Lock order: wmu before rmu.
-	rmu    sync.RWMutex
-	pool   chan *sconn
-	reads  []*sconn
-	closed bool // under wmu and rmu (written with both held)
+	rmu   sync.RWMutex
+	pool  chan *sconn
+	reads []*sconn // every read-only connection, the pools' and pvReads'
+	// pvReads holds query_only connections with the clock and random
+	// overrides, for previews that only read (no wmu needed).
+	pvReads chan *sconn
+	closed  bool // under wmu and rmu (written with both held)
 	// isClosed mirrors closed for callers that must not wait for rmu.
 	isClosed atomic.Bool
 
@@ -223,6 +226,22 @@ func (f *FSM) openConns() error {
 		f.reads = append(f.reads, r)
 		f.pool <- r
 	}
+	f.pvReads = make(chan *sconn, previewReaders)
+	for range previewReaders {
+		r, err := openConn(f.path, sqlite3.SQLITE_OPEN_READWRITE, readerPragmas)
+		if err == nil {
+			f.reads = append(f.reads, r)
+			err = r.enableBudget(f.maxSteps)
+		}
+		if err == nil {
+			err = r.enableEntropy()
+		}
+		if err != nil {
+			f.closeConns()
+			return err
+		}
+		f.pvReads <- r
+	}
 	f.setApplied(idx)
 	return nil
 }
@@ -237,6 +256,7 @@ func (f *FSM) closeConns() error {
 	}
 	f.reads = nil
 	f.pool = nil
+	f.pvReads = nil
 	if f.pv != nil {
 		if err := f.pv.close(); err != nil {
 			errs = append(errs, err)

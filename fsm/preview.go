@@ -28,18 +28,84 @@ import (
 // (sqltext.MakeDeterministic). The whole preview is bounded by
 // MaxEntrySteps like an entry (CodeStepLimit), and ends when ctx does.
 //
-// Preview runs on a connection of its own under the writer's mutex: it
+// A preview with pending writes, or with a statement that is not
+// read-only, runs on a connection of its own under the writer's mutex: it
 // waits for the batch being applied, holds the applier back for its own
 // duration only, and never leaves SQLite's write lock behind (the
 // transaction is rolled back before the mutex is released). It does not
 // change the writer's connection state (changes(), last_insert_rowid(),
-// its statement cache), so Apply stays deterministic.
+// its statement cache), so Apply stays deterministic. A preview that only
+// reads (no pending writes, every statement read-only) runs on a
+// query_only connection without the writer's mutex, like Query: a long
+// read in a transaction does not hold the log back.
 func (f *FSM) Preview(ctx context.Context, pending []Statement, stmts []Statement, unixMicro int64) (results []Result, version uint64, err error) {
+	if len(pending) == 0 {
+		rs, version, ok, err := f.previewReads(ctx, stmts, unixMicro)
+		if ok || err != nil {
+			return rs, version, err
+		}
+	}
 	if err := f.wmu.LockCtx(ctx); err != nil {
 		return nil, 0, err
 	}
 	defer f.wmu.Unlock()
-	c := f.pv
+	return f.preview(ctx, f.pv, pending, stmts, unixMicro, previewSeed(unixMicro, f.previews.Add(1)))
+}
+
+// previewReaders is the number of connections for previews that only
+// read.
+const previewReaders = 2
+
+// previewReads runs a preview without pending writes whose statements are
+// all read-only on a query_only connection with the overrides, without
+// the writer's mutex: a long read in a transaction does not hold the
+// applier back. ok is false (and nothing ran) when a statement is not
+// read-only: the caller runs the preview on the writer's side.
+func (f *FSM) previewReads(ctx context.Context, stmts []Statement, unixMicro int64) (_ []Result, _ uint64, ok bool, _ error) {
+	f.rmu.RLock()
+	defer f.rmu.RUnlock()
+	if f.closed {
+		return nil, 0, false, ErrClosed
+	}
+	var c *sconn
+	select {
+	case c = <-f.pvReads:
+	case <-ctx.Done():
+		return nil, 0, false, ctx.Err()
+	}
+	defer func() { f.pvReads <- c }()
+	// Prepare inside a read transaction that has checked the schema, so
+	// read-only is decided against the current schema.
+	if err := c.exec("BEGIN; SELECT 1 FROM sqlite_schema LIMIT 1"); err != nil {
+		return nil, 0, false, fmt.Errorf("fsm: preview: %w", err)
+	}
+	readOnly := true
+	for _, st := range stmts {
+		if checkStatement(st.SQL, true) != nil {
+			continue // refused alike on both paths
+		}
+		s, release, err := c.stmt(st.SQL)
+		if err != nil {
+			continue // a prepare error is the statement's result on both paths
+		}
+		if s != nil && !s.readOnly() {
+			readOnly = false
+		}
+		release()
+		if !readOnly {
+			break
+		}
+	}
+	_ = c.exec("ROLLBACK")
+	if !readOnly {
+		return nil, 0, false, nil
+	}
+	rs, version, err := f.preview(ctx, c, nil, stmts, unixMicro, previewSeed(unixMicro, f.previews.Add(1)))
+	return rs, version, true, err
+}
+
+// preview runs a preview on c (f.pv under wmu, or a pvReads connection).
+func (f *FSM) preview(ctx context.Context, c *sconn, pending []Statement, stmts []Statement, unixMicro int64, seed uint64) (results []Result, version uint64, err error) {
 	if c == nil {
 		return nil, 0, ErrClosed
 	}
@@ -62,8 +128,7 @@ func (f *FSM) Preview(ctx context.Context, pending []Statement, stmts []Statemen
 	v, _ := rows[0][0].(int64)
 	version = uint64(v)
 	c.setBudget(f.maxSteps)
-	f.previews++
-	c.entropy.reset(unixMicro, previewSeed(unixMicro, f.previews))
+	c.entropy.reset(unixMicro, seed)
 	for i, st := range pending {
 		r, _, err := execWrite(c, st)
 		if cerr := ctx.Err(); cerr != nil {

@@ -223,21 +223,32 @@ func TestPreviewKeepsApplyDeterministic(t *testing.T) {
 	assertSameDB(t, a, b)
 }
 
-// TestPreviewWaitsWithCtx: a preview waiting for the writer's mutex (a
-// long batch) gives up when its ctx ends.
+// TestPreviewWaitsWithCtx: a preview that writes waits for the writer's
+// mutex (a long batch) and gives up when its ctx ends; a preview that
+// only reads does not wait for it.
 func TestPreviewWaitsWithCtx(t *testing.T) {
 	f := openT(t, t.TempDir())
+	applyOne(t, f, 1, cmd(1, 1, st("CREATE TABLE t(x)")))
 	f.wmu.Lock() // a batch being applied
+	rs, version, err := f.Preview(context.Background(), nil, []Statement{st("SELECT count(*), CURRENT_TIMESTAMP FROM t")}, t0)
+	if err != nil || version != 1 || fmt.Sprint(rs[0].Rows) != "[[0 2026-01-02 03:04:05]]" {
+		t.Errorf("read-only preview during a batch: %+v %d %v", rs, version, err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	_, _, err := f.Preview(ctx, nil, []Statement{st("SELECT 1")}, t0)
-	f.wmu.Unlock()
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Preview = %v, want DeadlineExceeded", err)
+	for _, pv := range []struct{ pending, stmts []Statement }{
+		{[]Statement{st("INSERT INTO t VALUES (1)")}, []Statement{st("SELECT 1")}},
+		{nil, []Statement{st("SELECT 1"), st("INSERT INTO t VALUES (1)")}},
+	} {
+		_, _, err = f.Preview(ctx, pv.pending, pv.stmts, t0)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Preview(%v, %v) = %v, want DeadlineExceeded", pv.pending, pv.stmts, err)
+		}
 	}
-	rs, version, err := f.Preview(context.Background(), nil, []Statement{st("SELECT 1")}, t0)
-	if err != nil || version != 0 || fmt.Sprint(rs[0].Rows) != "[[1]]" {
-		t.Fatalf("after: %+v %d %v", rs, version, err)
+	f.wmu.Unlock()
+	rs, _, err = f.Preview(context.Background(), nil, []Statement{st("INSERT INTO t VALUES (1)"), st("SELECT count(*) FROM t")}, t0)
+	if err != nil || len(rs) != 2 || fmt.Sprint(rs[1].Rows) != "[[1]]" {
+		t.Fatalf("after: %+v %v", rs, err)
 	}
 }
 
@@ -300,5 +311,28 @@ func TestPreviewClockAndRandom(t *testing.T) {
 	}
 	if seen[0] == seen[1] {
 		t.Errorf("random() gave %v in both previews", seen[0])
+	}
+}
+
+// TestPreviewReadOnlyPath: a preview that only reads gives the results the
+// writer's path gives (errors and refusals included).
+func TestPreviewReadOnlyPath(t *testing.T) {
+	f := openT(t, t.TempDir())
+	applyOne(t, f, 1, cmd(1, 1, st("CREATE TABLE t(x INTEGER, d TEXT DEFAULT CURRENT_DATE)"), st("INSERT INTO t(x) VALUES (1), (2)")))
+	ctx := context.Background()
+	for _, stmts := range [][]Statement{
+		{st("SELECT x, d, CURRENT_TIME FROM t ORDER BY x"), st("SELECT count(*) FROM t WHERE x > $1", int64(1))},
+		{st("SELECT * FROM nosuch"), st("SELECT 1")},
+		{st("PRAGMA table_info(t)")},
+		{st("SELECT 1"), st("SELECT 1; SELECT 2")},
+	} {
+		fast, v1, err1 := f.Preview(ctx, nil, stmts, t0)
+		slow, v2, err2 := f.Preview(ctx, []Statement{st("SELECT 0")}, stmts, t0) // a pending statement forces the writer's path
+		if err1 != nil || err2 != nil || v1 != v2 || !reflect.DeepEqual(fast, slow) {
+			t.Errorf("%v:\nread path   %+v %d %v\nwriter path %+v %d %v", stmts, fast, v1, err1, slow, v2, err2)
+		}
+		if len(fast) == 0 {
+			t.Errorf("%v: no results", stmts)
+		}
 	}
 }
