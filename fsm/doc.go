@@ -81,8 +81,10 @@
 // a connection of its own, in a transaction that is always rolled back,
 // under the writer's mutex (so it never holds SQLite's write lock while
 // the applier needs it, and the writer's connection state stays as Apply
-// left it); it returns the results and the applied index it read at
-// (version). The COMMIT is proposed with Command.ReadVersion = version:
+// left it); a preview that only reads runs on a query_only connection of
+// its own without that mutex. Both register the clock and random
+// overrides, with the transaction's clock. It returns the results and the
+// applied index it read at (version). The COMMIT is proposed with Command.ReadVersion = version:
 // _raftsql_meta's last_write_index is the index of the last entry that
 // changed the database (a command that committed and changed rows —
 // triggers and cascades included — or ran DDL; or a restore), kept in
