@@ -827,6 +827,46 @@ func TestWipedNodeRejoins(t *testing.T) {
 	if a.Code != http.StatusConflict || !strings.Contains(a.Error, "remove") {
 		t.Errorf("POST /join of the voter %s without removing it first: %d %s; want 409 saying to remove it first", f.ID, a.Code, a.Body)
 	}
+	// The same with the process: wiped and started with --join, it is
+	// refused. It must say so and must not claim to be ready (it has no
+	// data and is no working member; a load balancer that trusts /readyz
+	// would send it clients).
+	if err := os.RemoveAll(f.DataDir); err != nil {
+		t.Fatal(err)
+	}
+	f.SetJoin(leader)
+	if err := f.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	refusedSeen := func() bool {
+		b, _ := os.ReadFile(f.LogPath)
+		return bytes.Contains(b, []byte("refused"))
+	}
+	obs, ocancel := context.WithTimeout(ctx, 20*time.Second)
+	for obs.Err() == nil && f.Running() && !refusedSeen() {
+		time.Sleep(50 * time.Millisecond) // waiting for the join attempt
+	}
+	quiet := time.Now().Add(3 * time.Second) // then watch /readyz a while
+	for obs.Err() == nil && f.Running() && time.Now().Before(quiet) {
+		if f.Ready(obs) == nil {
+			t.Errorf("%s, wiped and refused at --join (see %s), answers /readyz 200 with no data", f.ID, f.LogPath)
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	ocancel()
+	if !refusedSeen() {
+		t.Errorf("wiped %s started with --join without being removed: no refusal in its log %s", f.ID, f.LogPath)
+	}
+	_, exitErr := f.Exited()
+	t.Logf("wiped %s with --join before its removal: running %v, exit %v", f.ID, f.Running(), exitErr)
+	if f.Running() {
+		if err := f.Kill(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The procedure: remove, wipe, start with --join.
 	if _, err := leader.Do(ctx, http.MethodPost, "/remove", map[string]string{"id": f.ID}, nil); err != nil {
 		t.Fatalf("POST /remove %s: %v", f.ID, err)
 	}
@@ -843,7 +883,6 @@ func TestWipedNodeRejoins(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	f.SetJoin(leader)
 	if err := f.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
