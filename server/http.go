@@ -213,7 +213,7 @@ func (a *httpAPI) join(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cc := consensus.ConfChange{Type: consensus.ConfAddLearner, ID: req.ID, Addr: req.RaftAddr}
-	if err := a.s.node.ProposeConfChange(r.Context(), cc); err != nil {
+	if err := a.s.changeMembership(r.Context(), cc); err != nil {
 		writeError(w, confErrorStatus(err), err)
 		return
 	}
@@ -254,7 +254,7 @@ func (a *httpAPI) remove(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("node %q is the last voter; it cannot be removed", req.ID))
 		return
 	}
-	if err := a.s.node.ProposeConfChange(r.Context(), consensus.ConfChange{Type: consensus.ConfRemove, ID: req.ID}); err != nil {
+	if err := a.s.changeMembership(r.Context(), consensus.ConfChange{Type: consensus.ConfRemove, ID: req.ID}); err != nil {
 		writeError(w, confErrorStatus(err), err)
 		return
 	}
@@ -298,7 +298,7 @@ func confErrorStatus(err error) int {
 	switch {
 	case errors.Is(err, consensus.ErrConfChangeInProgress):
 		return http.StatusConflict
-	case errors.Is(err, consensus.ErrNotLeader), errors.Is(err, consensus.ErrProposalDropped):
+	case errors.Is(err, consensus.ErrNotLeader), errors.Is(err, consensus.ErrProposalDropped), errors.Is(err, errNotConfirmed):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

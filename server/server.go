@@ -55,6 +55,9 @@ type Server struct {
 	errs   []error
 	// promote holds learners that joined as voters-to-be.
 	promote map[string]bool
+
+	fatalc   chan struct{}
+	fatalErr error
 }
 
 // Run starts a node and serves until ctx is done, then shuts down.
@@ -63,10 +66,31 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	<-ctx.Done()
+	var fatal error
+	select {
+	case <-ctx.Done():
+	case <-s.fatalc:
+		fatal = s.fatalErr
+	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return s.Close(shutdown)
+	return errors.Join(fatal, s.Close(shutdown))
+}
+
+// Fatal is closed when the node hit an error it cannot go on from (its
+// disk refused a write, its database is damaged); FatalErr says which.
+// The process should exit: restarting from the data directory is the
+// recovery, as after a crash.
+func (s *Server) Fatal() <-chan struct{} { return s.fatalc }
+
+// FatalErr is the error that closed Fatal.
+func (s *Server) FatalErr() error {
+	select {
+	case <-s.fatalc:
+		return s.fatalErr
+	default:
+		return nil
+	}
 }
 
 // Start opens the data directory, starts Raft and the listeners, and
@@ -75,7 +99,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, promote: map[string]bool{}, metrics: newMetrics()}
+	s := &Server{cfg: cfg, log: cfg.Logger, promote: map[string]bool{}, metrics: newMetrics(), fatalc: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			s.closeAll(context.Background())
@@ -168,6 +192,18 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil
 	})
 	s.httpClient = &http.Client{Timeout: 30 * time.Second}
+	s.goRun("raft-watch", func() error {
+		select {
+		case <-runCtx.Done():
+		case <-s.node.Done():
+			if err := s.node.Err(); err != nil && runCtx.Err() == nil {
+				s.log.Error("raft stopped on a fatal error; shutting down (restart the node to recover)", "err", err)
+				s.fatalErr = fmt.Errorf("raft stopped: %w", err)
+				close(s.fatalc)
+			}
+		}
+		return nil
+	})
 	s.goRun("promoter", func() error { s.promoteLoop(runCtx); return nil })
 	s.goRun("directory", func() error { s.announceLoop(runCtx); return nil })
 	if fresh && cfg.Join != "" {
@@ -391,9 +427,7 @@ func (s *Server) promoteLoop(ctx context.Context) {
 				continue
 			}
 			if match := st.Match[id]; match+promoteCatchUpSlack >= st.LastIndex && match > 0 {
-				cctx, cancel := context.WithTimeout(ctx, s.cfg.ElectionTimeout)
-				err := s.node.ProposeConfChange(cctx, consensus.ConfChange{Type: consensus.ConfAddVoter, ID: id})
-				cancel()
+				err := s.changeMembership(ctx, consensus.ConfChange{Type: consensus.ConfAddVoter, ID: id})
 				if err != nil {
 					s.log.Warn("promoting learner", "id", id, "err", err)
 					continue

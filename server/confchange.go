@@ -1,0 +1,57 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/raftsql/raftsql/consensus"
+)
+
+// errNotConfirmed: a membership change was proposed but not seen committed
+// in time (the leader lost its quorum, or leadership changed and the entry
+// was dropped). It may still take effect; the caller may retry.
+var errNotConfirmed = errors.New("the change was proposed but not confirmed as committed")
+
+// changeMembership proposes cc and waits until the APPLIED configuration
+// reflects it: a change is acknowledged only once it is committed, never
+// when a leader that may have lost its quorum merely appended it.
+func (s *Server) changeMembership(ctx context.Context, cc consensus.ConfChange) error {
+	if err := s.node.ProposeConfChange(ctx, cc); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*s.cfg.ElectionTimeout)
+	defer cancel()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		conf, err := s.fsm.ConfState(ctx)
+		if err == nil && reflects(conf, cc) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", errNotConfirmed, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// reflects reports whether conf has cc applied.
+func reflects(conf consensus.ConfState, cc consensus.ConfChange) bool {
+	for _, m := range conf.Members {
+		if m.ID != cc.ID {
+			continue
+		}
+		switch cc.Type {
+		case consensus.ConfAddLearner:
+			return true // a learner, or already promoted
+		case consensus.ConfAddVoter:
+			return m.Voter
+		default:
+			return false
+		}
+	}
+	return cc.Type == consensus.ConfRemove
+}
