@@ -224,16 +224,8 @@ func (a *httpAPI) join(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *httpAPI) remove(w http.ResponseWriter, r *http.Request) {
-	var req idRequest
-	body, err := decodeJSON(r, &req)
-	if err != nil || req.ID == "" {
-		if err == nil {
-			err = errors.New(`"id" is required`)
-		}
-		writeError(w, http.StatusBadRequest, err)
-		return
-	}
-	if a.leaderOnly(w, r, body) {
+	req, ok := a.leaderIDRequest(w, r)
+	if !ok {
 		return
 	}
 	st := a.s.node.Status()
@@ -261,6 +253,22 @@ func (a *httpAPI) remove(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "removed"})
 }
 
+// leaderIDRequest decodes an {"id"} request that only the leader serves;
+// ok is false when the request was already answered (bad body, or
+// forwarded to the leader).
+func (a *httpAPI) leaderIDRequest(w http.ResponseWriter, r *http.Request) (idRequest, bool) {
+	var req idRequest
+	body, err := decodeJSON(r, &req)
+	if err == nil && req.ID == "" {
+		err = errors.New(`"id" is required`)
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return req, false
+	}
+	return req, !a.leaderOnly(w, r, body)
+}
+
 func isVoter(c consensus.ConfState, id string) bool {
 	for _, m := range c.Members {
 		if m.ID == id {
@@ -271,16 +279,8 @@ func isVoter(c consensus.ConfState, id string) bool {
 }
 
 func (a *httpAPI) transfer(w http.ResponseWriter, r *http.Request) {
-	var req idRequest
-	body, err := decodeJSON(r, &req)
-	if err != nil || req.ID == "" {
-		if err == nil {
-			err = errors.New(`"id" is required`)
-		}
-		writeError(w, http.StatusBadRequest, err)
-		return
-	}
-	if a.leaderOnly(w, r, body) {
+	req, ok := a.leaderIDRequest(w, r)
+	if !ok {
 		return
 	}
 	if !isVoter(a.s.node.Status().Conf, req.ID) {
