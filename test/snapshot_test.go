@@ -1231,11 +1231,15 @@ func TestMembershipRemoveLeader(t *testing.T) {
 	mustExec(ctx, t, conn, "CREATE TABLE rmleader (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
 	conn.Close(ctx)
 	insertRange(ctx, t, c, "rmleader", 0, 20)
-	var ans map[string]any
-	if _, err := leader.Do(ctx, http.MethodPost, "/remove", map[string]string{"id": leader.ID}, &ans); err != nil {
+	start := time.Now()
+	ans, err := callAPI(ctx, leader, http.MethodPost, "/remove", jsonBody(map[string]string{"id": leader.ID}))
+	if err != nil {
 		t.Fatalf("POST /remove of the leader %s on itself: %v", leader.ID, err)
 	}
-	t.Logf("POST /remove %s on itself: %v", leader.ID, ans)
+	t.Logf("POST /remove %s on itself: %d %s after %v", leader.ID, ans.Code, ans.Body, time.Since(start).Round(time.Millisecond))
+	if ans.Code != http.StatusOK {
+		t.Errorf("POST /remove of the leader %s on itself: %d %s, want 200", leader.ID, ans.Code, ans.Body)
+	}
 	st, err := waitConf(ctx, c, 30*time.Second, func(st cluster.Status) error {
 		if st.ID == leader.ID {
 			return fmt.Errorf("%s still leads", leader.ID)
