@@ -224,7 +224,7 @@ func (a *httpAPI) join(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *httpAPI) remove(w http.ResponseWriter, r *http.Request) {
-	req, ok := a.leaderIDRequest(w, r)
+	req, body, ok := a.leaderIDRequest(w, r)
 	if !ok {
 		return
 	}
@@ -246,6 +246,20 @@ func (a *httpAPI) remove(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("node %q is the last voter; it cannot be removed", req.ID))
 		return
 	}
+	if req.ID == st.ID {
+		// The leader removes itself: it hands leadership to another voter
+		// first, and the new leader removes it (and can confirm the
+		// change, which a removed node cannot see committed).
+		if err := a.s.handOffLeadership(r.Context()); err != nil {
+			writeError(w, http.StatusServiceUnavailable, fmt.Errorf("removing the leader: %w", err))
+			return
+		}
+		r.Header.Del(forwardedHeader)
+		if !a.forwardToLeader(w, r, body) {
+			writeError(w, http.StatusServiceUnavailable, errors.New("removing the leader: leadership was handed over, but the new leader cannot be reached yet; retry"))
+		}
+		return
+	}
 	if err := a.s.changeMembership(r.Context(), consensus.ConfChange{Type: consensus.ConfRemove, ID: req.ID}); err != nil {
 		writeError(w, confErrorStatus(err), err)
 		return
@@ -256,7 +270,7 @@ func (a *httpAPI) remove(w http.ResponseWriter, r *http.Request) {
 // leaderIDRequest decodes an {"id"} request that only the leader serves;
 // ok is false when the request was already answered (bad body, or
 // forwarded to the leader).
-func (a *httpAPI) leaderIDRequest(w http.ResponseWriter, r *http.Request) (idRequest, bool) {
+func (a *httpAPI) leaderIDRequest(w http.ResponseWriter, r *http.Request) (idRequest, []byte, bool) {
 	var req idRequest
 	body, err := decodeJSON(r, &req)
 	if err == nil && req.ID == "" {
@@ -264,9 +278,9 @@ func (a *httpAPI) leaderIDRequest(w http.ResponseWriter, r *http.Request) (idReq
 	}
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
-		return req, false
+		return req, nil, false
 	}
-	return req, !a.leaderOnly(w, r, body)
+	return req, body, !a.leaderOnly(w, r, body)
 }
 
 func isVoter(c consensus.ConfState, id string) bool {
@@ -279,7 +293,7 @@ func isVoter(c consensus.ConfState, id string) bool {
 }
 
 func (a *httpAPI) transfer(w http.ResponseWriter, r *http.Request) {
-	req, ok := a.leaderIDRequest(w, r)
+	req, _, ok := a.leaderIDRequest(w, r)
 	if !ok {
 		return
 	}

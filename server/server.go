@@ -235,7 +235,9 @@ func (s *Server) goRun(name string, f func() error) {
 // hands leadership to the most up-to-date other voter, so that a planned
 // restart costs the cluster no election timeout.
 func (s *Server) Close(ctx context.Context) error {
-	s.handOffLeadership(ctx)
+	if err := s.handOffLeadership(ctx); err != nil && s.node != nil && s.node.Status().Role == consensus.RoleLeader {
+		s.log.Warn("stopping without handing leadership over", "err", err)
+	}
 	s.closeAll(ctx)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -244,13 +246,13 @@ func (s *Server) Close(ctx context.Context) error {
 
 // handOffLeadership transfers leadership away from this node if it leads
 // a cluster with other voters, waiting at most an election timeout.
-func (s *Server) handOffLeadership(ctx context.Context) {
+func (s *Server) handOffLeadership(ctx context.Context) error {
 	if s.node == nil {
-		return
+		return nil
 	}
 	st := s.node.Status()
 	if st.Role != consensus.RoleLeader {
-		return
+		return nil
 	}
 	best, bestMatch := "", uint64(0)
 	for _, m := range st.Conf.Members {
@@ -259,15 +261,15 @@ func (s *Server) handOffLeadership(ctx context.Context) {
 		}
 	}
 	if best == "" {
-		return
+		return errors.New("no other voter to hand leadership to")
 	}
 	tctx, cancel := context.WithTimeout(ctx, 2*s.cfg.ElectionTimeout)
 	defer cancel()
 	if err := s.node.TransferLeadership(tctx, best); err != nil {
-		s.log.Warn("could not hand leadership over before stopping", "to", best, "err", err)
-		return
+		return fmt.Errorf("handing leadership to %s: %w", best, err)
 	}
-	s.log.Info("handed leadership over before stopping", "to", best)
+	s.log.Info("handed leadership over", "to", best)
+	return nil
 }
 
 func (s *Server) closeAll(ctx context.Context) {

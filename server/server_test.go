@@ -377,3 +377,35 @@ func TestJoinRefusesAVoterThatLostItsData(t *testing.T) {
 		t.Fatalf("remove of an unknown id: %d %s, want 404", code, resp)
 	}
 }
+
+func TestLeaderRemovesItself(t *testing.T) {
+	c := startCluster(t, 3)
+	lead := c.waitLeader()
+	// Wait for the directory, which the hand-over forwarding needs.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		nodes, err := c.servers[lead].fsm.Nodes(context.Background())
+		if err == nil && len(nodes) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("directory incomplete: %v %v", nodes, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	id := c.cfgs[lead].ID
+	code, body := httpDo(t, "POST", "http://"+c.servers[lead].HTTPAddr()+"/remove", []byte(fmt.Sprintf(`{"id":%q}`, id)))
+	if code != 200 {
+		t.Fatalf("leader removing itself: %d %s", code, body)
+	}
+	other := (lead + 1) % 3
+	st := c.servers[other].node.Status()
+	if st.Lead == id || st.Lead == "" {
+		t.Fatalf("after removing the old leader, node %d follows %q", other+1, st.Lead)
+	}
+	for _, m := range st.Conf.Members {
+		if m.ID == id {
+			t.Fatalf("old leader %s still in the configuration %+v", id, st.Conf)
+		}
+	}
+}
