@@ -136,18 +136,16 @@ func (b *Bank) transfer(ctx context.Context, c *pgx.Conn, op BankOp) error {
 			WHERE id IN ($1, $2) AND (SELECT bal FROM acct WHERE id = $1) >= $3`, op.From, op.To, op.Amount)
 		return err
 	case "txn":
-		tx, err := c.Begin(ctx)
-		if err != nil {
-			return err
+		// Optimistic transactions abort with 40001 when the database
+		// changed under them; try again a few times (the total is
+		// invariant whether or not an earlier attempt was applied).
+		var err error
+		for attempt := 0; attempt < 5; attempt++ {
+			if err = b.txnTransfer(ctx, c, op); SQLState(err) != "40001" {
+				return err
+			}
 		}
-		defer tx.Rollback(context.WithoutCancel(ctx))
-		if _, err := tx.Exec(ctx, "UPDATE acct SET bal = bal - $1 WHERE id = $2", op.Amount, op.From); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, "UPDATE acct SET bal = bal + $1 WHERE id = $2", op.Amount, op.To); err != nil {
-			return err
-		}
-		return tx.Commit(ctx)
+		return err
 	default:
 		// No arguments: pgx sends one simple Query, an implicit
 		// transaction of both statements.
@@ -155,6 +153,22 @@ func (b *Bank) transfer(ctx context.Context, c *pgx.Conn, op BankOp) error {
 			op.Amount, op.From, op.Amount, op.To))
 		return err
 	}
+}
+
+// txnTransfer is one BEGIN; debit; credit; COMMIT.
+func (b *Bank) txnTransfer(ctx context.Context, c *pgx.Conn, op BankOp) error {
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, "UPDATE acct SET bal = bal - $1 WHERE id = $2", op.Amount, op.From); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, "UPDATE acct SET bal = bal + $1 WHERE id = $2", op.Amount, op.To); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
 }
 
 // Ops returns the recorded history.
