@@ -25,8 +25,8 @@ const forwardedHeader = "X-Raftsql-Forwarded"
 func (s *Server) announceLoop(ctx context.Context) {
 	me := fsm.NodeInfo{ID: s.cfg.ID, HTTPAddr: s.HTTPAddr(), PGAddr: s.PGAddr()}
 	sess := s.eng.NewSession().(*session)
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
+	// Check often until the directory holds this node, then rarely.
+	interval := s.cfg.HeartbeatInterval
 	for {
 		if s.node.Leader() != "" {
 			nodes, err := s.fsm.Nodes(ctx)
@@ -39,12 +39,32 @@ func (s *Server) announceLoop(ctx context.Context) {
 				} else {
 					s.log.Info("announced this node's addresses", "http", me.HTTPAddr, "pg", me.PGAddr)
 				}
+			} else if err == nil {
+				interval = 5 * time.Second
 			}
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-time.After(interval):
+		}
+	}
+}
+
+// httpAddrOf returns id's HTTP address from the directory, waiting a
+// little for a member that has not announced itself yet (just started, or
+// just became known); "" if it stays unknown.
+func (s *Server) httpAddrOf(ctx context.Context, id string) string {
+	ctx, cancel := context.WithTimeout(ctx, 2*s.cfg.ElectionTimeout)
+	defer cancel()
+	for {
+		if nodes, err := s.fsm.Nodes(ctx); err == nil && nodes[id].HTTPAddr != "" {
+			return nodes[id].HTTPAddr
+		}
+		select {
+		case <-ctx.Done():
+			return ""
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }
@@ -60,11 +80,11 @@ func (a *httpAPI) forwardToLeader(w http.ResponseWriter, r *http.Request, body [
 	if lead == "" || lead == a.s.cfg.ID {
 		return false
 	}
-	nodes, err := a.s.fsm.Nodes(r.Context())
-	if err != nil || nodes[lead].HTTPAddr == "" {
+	addr := a.s.httpAddrOf(r.Context(), lead)
+	if addr == "" {
 		return false
 	}
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, "http://"+nodes[lead].HTTPAddr+r.URL.Path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, "http://"+addr+r.URL.Path, bytes.NewReader(body))
 	if err != nil {
 		return false
 	}
@@ -75,7 +95,7 @@ func (a *httpAPI) forwardToLeader(w http.ResponseWriter, r *http.Request, body [
 	}
 	resp, err := a.s.httpClient.Do(req)
 	if err != nil {
-		writeError(w, http.StatusBadGateway, fmt.Errorf("forwarding to leader %q at %s: %w", lead, nodes[lead].HTTPAddr, err))
+		writeError(w, http.StatusBadGateway, fmt.Errorf("forwarding to leader %q at %s: %w", lead, addr, err))
 		return true
 	}
 	defer resp.Body.Close()
