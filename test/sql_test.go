@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -447,11 +448,31 @@ func testDatabaseSQL(t *testing.T, c *cluster.Cluster) {
 // stale.
 func testReadAfterWrite(t *testing.T, c *cluster.Cluster) { readAfterWrite(t, c, 150) }
 
-// TestReadAfterWriteWithSnapshots is testReadAfterWrite on a cluster that
-// takes a snapshot every 20 entries, so reads race with snapshots.
-func TestReadAfterWriteWithSnapshots(t *testing.T) {
-	c := startCluster(t, cluster.Options{Nodes: 3, SnapshotEntries: 20})
-	readAfterWrite(t, c, 300)
+// TestReadAfterWriteUnderLoad is testReadAfterWrite on a cluster that
+// takes a snapshot every 50 entries while other clients write as fast as
+// they can, so that reads race with snapshots, large batches and slow
+// fsyncs (a leader whose own fsync lags its followers' acknowledgements).
+func TestReadAfterWriteUnderLoad(t *testing.T) {
+	c := startCluster(t, cluster.Options{Nodes: 3, SnapshotEntries: 50})
+	ctx, cancel := context.WithCancel(context.Background())
+	setup := connect(ctx, t, c.Nodes()[0], "")
+	mustExec(ctx, t, setup, "CREATE TABLE load (id INTEGER PRIMARY KEY AUTOINCREMENT, pad TEXT)")
+	var wg sync.WaitGroup
+	for i := 0; i < 6; i++ {
+		conn := connect(ctx, t, c.Nodes()[i%3], "")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				conn.Exec(ctx, "INSERT INTO load (pad) VALUES (hex(randomblob(512)))")
+			}
+		}()
+	}
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	readAfterWrite(t, c, 60)
 }
 
 func readAfterWrite(t *testing.T, c *cluster.Cluster, writes int) {
