@@ -1328,8 +1328,28 @@ func TestMembershipChangeNotLostOnceAcknowledged(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Net.Heal()
-	if _, err := c.WaitLeader(ctx); err != nil {
+	nl, err := c.WaitLeader(ctx)
+	if err != nil {
 		t.Fatalf("no leader among the others: %v", err)
+	}
+	// The hard case for the restarted old leader: the new leader is the
+	// node that its unconfirmed removal entry takes out.
+	if nl != target {
+		if err := c.TransferLeadership(ctx, target.ID); err != nil {
+			t.Fatalf("transfer to %s: %v", target.ID, err)
+		}
+		tctx, tcancel := context.WithTimeout(ctx, 30*time.Second)
+		err := retry(tctx, func() error {
+			l, _, err := c.Leader(tctx)
+			if err == nil && l != target {
+				err = fmt.Errorf("%s leads", l.ID)
+			}
+			return err
+		})
+		tcancel()
+		if err != nil {
+			t.Fatalf("after the transfer to %s: %v", target.ID, err)
+		}
 	}
 	if err := leader.Start(ctx); err != nil {
 		t.Fatal(err)
