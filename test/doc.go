@@ -38,6 +38,15 @@
 // HTML visualization of a register history that is not linearizable.
 // Passing tests delete their folder unless -keep is given.
 //
+// # Checking the harness itself
+//
+// test/cluster's own tests run a stand-in node (test/cluster/internal/
+// fakenode) that speaks the flags and HTTP API. With
+// RAFTSQLD_BIN=<built fakenode> and FAKENODE_PG_DSN=<a PostgreSQL URL> the
+// whole suite runs against PostgreSQL behind the stand-ins, which is how
+// the tests were first tried before raftsqld existed. test/jepsen's
+// workloads and checkers run against PostgreSQL with JEPSEN_PG_DSN set.
+//
 // # Timing
 //
 // Nodes run with --election-timeout 1.5s and --heartbeat-interval 200ms so

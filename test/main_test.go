@@ -153,7 +153,7 @@ func startClusterWith(t *testing.T, opts cluster.Options, before func(*cluster.C
 			t.Fatal(err)
 		}
 	}
-	if err := c.WaitReady(ctx); err != nil {
+	if err := c.WaitStarted(ctx); err != nil {
 		t.Fatalf("cluster did not start: %v\n%s", err, tails(dir, opts.Nodes))
 	}
 	return c

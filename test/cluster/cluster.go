@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -121,11 +122,76 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 			return nil, err
 		}
 	}
-	if err := c.WaitReady(ctx); err != nil {
+	if err := c.WaitStarted(ctx); err != nil {
 		c.Close()
 		return nil, err
 	}
 	return c, nil
+}
+
+// WaitStarted is WaitReady for freshly started nodes: a node that exited
+// because one of its ports was taken in the meantime (another process
+// bound it between the harness choosing it and the node binding it) gets
+// new ports and is started again, up to three times.
+func (c *Cluster) WaitStarted(ctx context.Context) error {
+	for attempt := 0; ; attempt++ {
+		err := c.WaitReady(ctx)
+		if err == nil {
+			// WaitReady skips stopped nodes: every node must run.
+			for _, n := range c.Nodes() {
+				if !n.Running() {
+					_, exit := n.Exited()
+					err = fmt.Errorf("%w: %s exited at start (%v; see %s)", ErrNotRunning, n.ID, exit, n.LogPath)
+				}
+			}
+		}
+		if err == nil || attempt == 3 {
+			return err
+		}
+		moved := false
+		for _, n := range c.Nodes() {
+			if n.Running() || !n.portTaken() {
+				continue
+			}
+			if rerr := n.reallocate(); rerr != nil {
+				return rerr
+			}
+			c.log.Warn("cluster: a port of the node was taken; restarting it on new ports", "node", n.ID)
+			if serr := n.Start(ctx); serr != nil {
+				return serr
+			}
+			moved = true
+		}
+		if !moved {
+			return err
+		}
+	}
+}
+
+// portTaken reports whether the node's last run ended on a bind error.
+func (n *Node) portTaken() bool {
+	b, err := os.ReadFile(n.LogPath)
+	if err != nil {
+		return false
+	}
+	if i := bytes.LastIndex(b, []byte("=== harness: start #")); i >= 0 {
+		b = b[i:]
+	}
+	return bytes.Contains(b, []byte("address already in use"))
+}
+
+// reallocate gives a stopped node new listen addresses; its front door
+// forwards to the new Raft address.
+func (n *Node) reallocate() error {
+	ports, err := freePorts(3)
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.PGAddr, n.RaftAddr, n.HTTPAddr = ports[0], ports[1], ports[2]
+	n.mu.Unlock()
+	n.c.Net.SetTarget(n.ID, n.RaftAddr)
+	return nil
 }
 
 // New prepares a cluster (ports, proxies, directories) without starting
@@ -219,8 +285,12 @@ func (c *Cluster) AddNode(ctx context.Context, member *Node, learner bool) (*Nod
 }
 
 // freePorts returns k distinct free loopback addresses. They are free when
-// returned; a process must bind them soon.
+// returned; a process must bind them soon. They are drawn below the
+// kernel's ephemeral port range, so that the proxies' listeners, client
+// connections and other tests' ":0" listeners (which the kernel serves from
+// that range) cannot take them in the meantime.
 func freePorts(k int) ([]string, error) {
+	lo, hi := portRange()
 	var lns []net.Listener
 	defer func() {
 		for _, l := range lns {
@@ -228,15 +298,34 @@ func freePorts(k int) ([]string, error) {
 		}
 	}()
 	var out []string
-	for i := 0; i < k; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	for tries := 0; len(out) < k && tries < 1000; tries++ {
+		port := lo + rand.IntN(hi-lo)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
-			return nil, fmt.Errorf("cluster: free port: %w", err)
+			continue // taken
 		}
 		lns = append(lns, l)
 		out = append(out, l.Addr().String())
 	}
+	if len(out) < k {
+		return nil, fmt.Errorf("cluster: no free port in [%d, %d)", lo, hi)
+	}
 	return out, nil
+}
+
+// portRange is where freePorts looks: up to 20000 ports just below the
+// ephemeral range of /proc/sys/net/ipv4/ip_local_port_range (default
+// 32768), never below 1024.
+func portRange() (lo, hi int) {
+	hi = 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		var a, z int
+		if _, err := fmt.Sscan(string(b), &a, &z); err == nil && a > 2048 {
+			hi = a
+		}
+	}
+	lo = max(1024, hi-20000)
+	return lo, hi
 }
 
 // Nodes returns every node, in id order.
@@ -614,13 +703,19 @@ func poll(ctx context.Context, what string, f func() error) error {
 // WaitReady polls /readyz of node n until 200 or ctx ends. It fails at
 // once if the process exits.
 func (n *Node) WaitReady(ctx context.Context) error {
-	return poll(ctx, n.ID+" /readyz", func() error {
+	var exited error
+	err := poll(ctx, n.ID+" /readyz", func() error {
 		if !n.Running() {
 			_, err := n.Exited()
-			return fmt.Errorf("%w: %s (exit: %v; see %s)", ErrNotRunning, n.ID, err, n.LogPath)
+			exited = fmt.Errorf("%w: %s (exit: %v; see %s)", ErrNotRunning, n.ID, err, n.LogPath)
+			return nil // stop polling: an exited process does not come back
 		}
 		return n.Ready(ctx)
 	})
+	if exited != nil {
+		return exited
+	}
+	return err
 }
 
 // WaitReady waits until every running, unpaused node is ready and a leader

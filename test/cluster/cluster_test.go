@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -210,4 +211,44 @@ func TestLeaderNeedsMajority(t *testing.T) {
 			t.Errorf("%s: leader %q, want %q", tc.name, got, tc.want)
 		}
 	}
+}
+
+func TestStartMovesANodeWhosePortWasTaken(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	root, err := ModuleRoot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "fakenode")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./test/cluster/internal/fakenode")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build fakenode: %v\n%s", err, out)
+	}
+	c, err := New(Options{Binary: bin, Nodes: 3, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Someone else binds n2's Raft port before n2 starts.
+	n2 := c.Node("n2")
+	squatter, err := net.Listen("tcp", n2.RaftAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer squatter.Close()
+	old := n2.RaftAddr
+	for _, n := range c.Nodes() {
+		if err := n.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.WaitStarted(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n2.RaftAddr == old {
+		t.Fatal("n2 kept the taken port")
+	}
+	waitHeard(t, c, "n1", "n2", "n3") // its front door follows it
 }

@@ -86,6 +86,7 @@ type Network struct {
 	closed    bool
 	rules     map[Link]Rule
 	listeners map[string]net.Listener // by destination node
+	targets   map[string]string       // real address of each destination node
 	conns     map[*proxyConn]struct{}
 	rng       *rand.Rand
 	fwd, drop map[Link]int64
@@ -101,6 +102,7 @@ func New(log *slog.Logger, identify Identify, seed uint64) *Network {
 		identify:  identify,
 		rules:     map[Link]Rule{},
 		listeners: map[string]net.Listener{},
+		targets:   map[string]string{},
 		conns:     map[*proxyConn]struct{}{},
 		rng:       rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		fwd:       map[Link]int64{},
@@ -127,8 +129,9 @@ func (n *Network) Listen(to, target string) (string, error) {
 		return "", fmt.Errorf("faultproxy: listen for %s: %w", to, err)
 	}
 	n.listeners[to] = ln
+	n.targets[to] = target
 	n.wg.Add(1)
-	go n.acceptLoop(ln, to, target)
+	go n.acceptLoop(ln, to)
 	return ln.Addr().String(), nil
 }
 
@@ -142,7 +145,15 @@ func (n *Network) Addr(to string) string {
 	return ""
 }
 
-func (n *Network) acceptLoop(ln net.Listener, to, target string) {
+// SetTarget changes where the front door of node to forwards new
+// connections (a node restarted on another port).
+func (n *Network) SetTarget(to, target string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.targets[to] = target
+}
+
+func (n *Network) acceptLoop(ln net.Listener, to string) {
 	defer n.wg.Done()
 	for {
 		c, err := ln.Accept()
@@ -152,6 +163,9 @@ func (n *Network) acceptLoop(ln net.Listener, to, target string) {
 			}
 			return
 		}
+		n.mu.Lock()
+		target := n.targets[to]
+		n.mu.Unlock()
 		n.wg.Add(1)
 		go n.handle(c, to, target)
 	}
