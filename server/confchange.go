@@ -18,13 +18,26 @@ var errNotConfirmed = errors.New("the change was proposed but not confirmed as c
 // reflects it: a change is acknowledged only once it is committed, never
 // when a leader that may have lost its quorum merely appended it.
 func (s *Server) changeMembership(ctx context.Context, cc consensus.ConfChange) error {
-	if err := s.node.ProposeConfChange(ctx, cc); err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(ctx, 5*s.cfg.ElectionTimeout)
 	defer cancel()
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
+	// A change is refused while another one is pending, which includes a
+	// new leader's first entry of its term: wait that out.
+	for {
+		err := s.node.ProposeConfChange(ctx, cc)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, consensus.ErrConfChangeInProgress) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (waited %v for the previous change to commit)", err, 5*s.cfg.ElectionTimeout)
+		case <-t.C:
+		}
+	}
 	for {
 		conf, err := s.fsm.ConfState(ctx)
 		if err == nil && reflects(conf, cc) {

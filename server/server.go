@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -56,8 +57,9 @@ type Server struct {
 	// promote holds learners that joined as voters-to-be.
 	promote map[string]bool
 
-	fatalc   chan struct{}
-	fatalErr error
+	fatalc    chan struct{}
+	fatalOnce sync.Once
+	fatalErr  error
 }
 
 // Run starts a node and serves until ctx is done, then shuts down.
@@ -82,6 +84,14 @@ func Run(ctx context.Context, cfg Config) error {
 // The process should exit: restarting from the data directory is the
 // recovery, as after a crash.
 func (s *Server) Fatal() <-chan struct{} { return s.fatalc }
+
+// setFatal records the first fatal error and closes Fatal.
+func (s *Server) setFatal(err error) {
+	s.fatalOnce.Do(func() {
+		s.fatalErr = err
+		close(s.fatalc)
+	})
+}
 
 // FatalErr is the error that closed Fatal.
 func (s *Server) FatalErr() error {
@@ -171,6 +181,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
 	}
+	s.httpClient = &http.Client{Timeout: 30 * time.Second}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	if s.pg, err = pgwire.NewServer(pgwire.Config{Engine: s.eng, Logger: s.log}); err != nil {
@@ -191,15 +202,13 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 		return nil
 	})
-	s.httpClient = &http.Client{Timeout: 30 * time.Second}
 	s.goRun("raft-watch", func() error {
 		select {
 		case <-runCtx.Done():
 		case <-s.node.Done():
 			if err := s.node.Err(); err != nil && runCtx.Err() == nil {
 				s.log.Error("raft stopped on a fatal error; shutting down (restart the node to recover)", "err", err)
-				s.fatalErr = fmt.Errorf("raft stopped: %w", err)
-				close(s.fatalc)
+				s.setFatal(fmt.Errorf("raft stopped: %w", err))
 			}
 		}
 		return nil
@@ -207,7 +216,13 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.goRun("promoter", func() error { s.promoteLoop(runCtx); return nil })
 	s.goRun("directory", func() error { s.announceLoop(runCtx); return nil })
 	if fresh && cfg.Join != "" {
-		s.goRun("join", func() error { return s.joinCluster(runCtx) })
+		s.goRun("join", func() error {
+			err := s.joinCluster(runCtx)
+			if errors.Is(err, errJoinRefused) {
+				s.setFatal(err)
+			}
+			return err
+		})
 	}
 	s.log.Info("raftsqld started", "pg", s.pgLn.Addr().String(), "raft", cfg.RaftAddr,
 		"http", s.httpLn.Addr().String(), "data_dir", cfg.DataDir, "fresh", fresh)
@@ -334,49 +349,95 @@ func (s *Server) ready() error {
 	return nil
 }
 
-// joinCluster asks the member at cfg.Join to add this node, retrying until
-// it succeeds or ctx ends.
+// errJoinRefused: the cluster refused this node's /join (fatal: the
+// operator must act, e.g. remove the old member first).
+var errJoinRefused = errors.New("join refused")
+
+// joinCluster asks the members at cfg.Join (a comma-separated list, tried
+// in turn) to add this node, retrying until one accepts. A node that is to
+// be a voter then keeps asking until it is one: the promotion intent lives
+// with the joining node, so it survives leader changes.
 func (s *Server) joinCluster(ctx context.Context) error {
-	body, _ := json.Marshal(map[string]any{"id": s.cfg.ID, "raft_addr": s.cfg.RaftAddr, "voter": !s.cfg.Learner})
-	client := &http.Client{Timeout: 10 * time.Second}
-	backoff := 100 * time.Millisecond
+	if err := s.askToJoin(ctx); err != nil {
+		return err
+	}
+	if s.cfg.Learner {
+		return nil
+	}
 	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+s.cfg.Join+"/join", bytes.NewReader(body))
-		if err != nil {
-			return fmt.Errorf("join request: %w", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
 		}
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err == nil {
-			msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				var jr joinResponse
-				if err := json.Unmarshal(msg, &jr); err != nil {
-					return fmt.Errorf("join through %s: bad response: %w", s.cfg.Join, err)
-				}
-				for _, m := range jr.Configuration {
-					if m.ID != s.cfg.ID {
-						s.tr.AddPeer(m.ID, m.RaftAddr)
-					}
-				}
-				s.log.Info("joined the cluster", "through", s.cfg.Join, "status", jr.Status)
-				return nil
+		if isVoter(s.node.Status().Conf, s.cfg.ID) {
+			s.log.Info("this node is a voter now")
+			return nil
+		}
+		if err := s.askToJoin(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// askToJoin posts this node's /join request until a member accepts it.
+func (s *Server) askToJoin(ctx context.Context) error {
+	body, _ := json.Marshal(map[string]any{"id": s.cfg.ID, "raft_addr": s.cfg.RaftAddr, "voter": !s.cfg.Learner})
+	var addrs []string
+	for _, a := range strings.Split(s.cfg.Join, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	backoff := 100 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		addr := addrs[attempt%len(addrs)]
+		rctx, cancel := context.WithTimeout(ctx, 10*s.cfg.ElectionTimeout)
+		code, msg, err := s.postJSON(rctx, addr, "/join", body)
+		cancel()
+		switch {
+		case err == nil && code == http.StatusOK:
+			var jr joinResponse
+			if err := json.Unmarshal(msg, &jr); err != nil {
+				return fmt.Errorf("join through %s: bad response: %w", addr, err)
 			}
-			if resp.StatusCode >= 400 && resp.StatusCode < 500 {
-				return fmt.Errorf("join through %s refused: %s", s.cfg.Join, bytes.TrimSpace(msg))
+			for _, m := range jr.Configuration {
+				if m.ID != s.cfg.ID {
+					s.tr.AddPeer(m.ID, m.RaftAddr)
+				}
 			}
-			s.log.Warn("join attempt failed; retrying", "through", s.cfg.Join, "status", resp.StatusCode, "body", string(bytes.TrimSpace(msg)))
-		} else {
-			s.log.Warn("join attempt failed; retrying", "through", s.cfg.Join, "err", err)
+			s.log.Info("asked to join the cluster", "through", addr, "status", jr.Status)
+			return nil
+		case err == nil && code >= 400 && code < 500:
+			return fmt.Errorf("%w through %s: %s", errJoinRefused, addr, bytes.TrimSpace(msg))
+		case err == nil:
+			s.log.Warn("join attempt failed; retrying", "through", addr, "status", code, "body", string(bytes.TrimSpace(msg)))
+		default:
+			s.log.Warn("join attempt failed; retrying", "through", addr, "err", err)
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 5*time.Second)
+		backoff = min(2*backoff, 2*time.Second)
 	}
+}
+
+// postJSON posts body to http://addr/path and returns the status and body.
+func (s *Server) postJSON(ctx context.Context, addr, path string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := s.httpClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	msg, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, msg, err
 }
 
 // promoteWhenCaughtUp marks a learner for promotion to voter once it has

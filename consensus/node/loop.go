@@ -346,10 +346,15 @@ func (n *Node) syncPeers(members []consensus.Member) {
 			n.log.Info("peer added", "peer", id, "addr", addr)
 		}
 	}
-	for id := range n.peers {
+	// Peers that left the configuration stay known to the transport. The
+	// configuration followed here is the latest APPENDED one, which a
+	// leader change may still truncate: forgetting a peer removed by an
+	// uncommitted change would leave this node unable to answer it if it
+	// becomes the leader (a removed peer is never sent anything by the
+	// core otherwise, so keeping its address costs nothing).
+	for id, addr := range n.peers {
 		if _, ok := want[id]; !ok {
-			n.cfg.Transport.RemovePeer(id)
-			n.log.Info("peer removed", "peer", id)
+			want[id] = addr
 		}
 	}
 	n.peers = want
