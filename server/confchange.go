@@ -32,6 +32,12 @@ func (s *Server) changeMembership(ctx context.Context, cc consensus.ConfChange) 
 		if !errors.Is(err, consensus.ErrConfChangeInProgress) {
 			return err
 		}
+		// A real change in flight (the appended configuration differs from
+		// the applied one) is the caller's conflict; otherwise only the new
+		// leader's first entry is pending, which commits in a moment.
+		if applied, aerr := s.fsm.ConfState(ctx); aerr != nil || !sameMembers(applied, s.node.Status().Conf) {
+			return err
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%w (waited %v for the previous change to commit)", err, 5*s.cfg.ElectionTimeout)
@@ -67,4 +73,22 @@ func reflects(conf consensus.ConfState, cc consensus.ConfChange) bool {
 		}
 	}
 	return cc.Type == consensus.ConfRemove
+}
+
+// sameMembers reports whether two configurations have the same members
+// with the same votes.
+func sameMembers(a, b consensus.ConfState) bool {
+	if len(a.Members) != len(b.Members) {
+		return false
+	}
+	voter := make(map[string]bool, len(a.Members))
+	for _, m := range a.Members {
+		voter[m.ID] = m.Voter
+	}
+	for _, m := range b.Members {
+		if v, ok := voter[m.ID]; !ok || v != m.Voter {
+			return false
+		}
+	}
+	return true
 }

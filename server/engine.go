@@ -20,6 +20,7 @@ type raftNode interface {
 	Propose(ctx context.Context, data []byte) error
 	ReadIndex(ctx context.Context) (uint64, error)
 	LeaseValid() bool
+	LeaseReadIndex(ctx context.Context) (uint64, bool, error)
 	Status() consensus.Status
 	LeaderChanged() <-chan struct{}
 }
@@ -260,7 +261,10 @@ func (e *engine) leaseRead(ctx context.Context) (bool, error) {
 	if !e.node.LeaseValid() {
 		return false, nil
 	}
-	commit := e.node.Status().Commit
+	commit, ok, err := e.node.LeaseReadIndex(ctx)
+	if err != nil || !ok {
+		return false, nil
+	}
 	if err := e.sm.WaitApplied(ctx, commit); err != nil {
 		return false, ctxError(ctx, "waiting to apply")
 	}

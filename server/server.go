@@ -166,6 +166,16 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
+	// Peers of the applied configuration: the log may end with a change
+	// that removes one of them and that a leader change will truncate; this
+	// node must still be able to answer that peer.
+	if conf, err := s.fsm.ConfState(ctx); err == nil {
+		for _, m := range conf.Members {
+			if m.ID != cfg.ID && m.Addr != "" {
+				s.tr.AddPeer(m.ID, m.Addr)
+			}
+		}
+	}
 	s.eng = &engine{
 		node:           s.node,
 		sm:             s.fsm,
@@ -358,7 +368,7 @@ var errJoinRefused = errors.New("join refused")
 // be a voter then keeps asking until it is one: the promotion intent lives
 // with the joining node, so it survives leader changes.
 func (s *Server) joinCluster(ctx context.Context) error {
-	if err := s.askToJoin(ctx); err != nil {
+	if err := s.askToJoin(ctx, s.joinAddrs(ctx)); err != nil {
 		return err
 	}
 	if s.cfg.Learner {
@@ -374,25 +384,42 @@ func (s *Server) joinCluster(ctx context.Context) error {
 			s.log.Info("this node is a voter now")
 			return nil
 		}
-		if err := s.askToJoin(ctx); err != nil {
+		if err := s.askToJoin(ctx, s.joinAddrs(ctx)); err != nil {
 			return err
 		}
 	}
 }
 
-// askToJoin posts this node's /join request until a member accepts it.
-func (s *Server) askToJoin(ctx context.Context) error {
-	body, _ := json.Marshal(map[string]any{"id": s.cfg.ID, "raft_addr": s.cfg.RaftAddr, "voter": !s.cfg.Learner})
+// joinAddrs lists where to send /join: the leader and the other members
+// from the node directory once this node has it, then the --join list.
+func (s *Server) joinAddrs(ctx context.Context) []string {
 	var addrs []string
+	if nodes, err := s.fsm.Nodes(ctx); err == nil {
+		if lead := nodes[s.node.Leader()].HTTPAddr; lead != "" {
+			addrs = append(addrs, lead)
+		}
+		for id, n := range nodes {
+			if id != s.cfg.ID && n.HTTPAddr != "" && (len(addrs) == 0 || n.HTTPAddr != addrs[0]) {
+				addrs = append(addrs, n.HTTPAddr)
+			}
+		}
+	}
 	for _, a := range strings.Split(s.cfg.Join, ",") {
 		if a = strings.TrimSpace(a); a != "" {
 			addrs = append(addrs, a)
 		}
 	}
+	return addrs
+}
+
+// askToJoin posts this node's /join request to addrs in turn until one
+// accepts it.
+func (s *Server) askToJoin(ctx context.Context, addrs []string) error {
+	body, _ := json.Marshal(map[string]any{"id": s.cfg.ID, "raft_addr": s.cfg.RaftAddr, "voter": !s.cfg.Learner})
 	backoff := 100 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		addr := addrs[attempt%len(addrs)]
-		rctx, cancel := context.WithTimeout(ctx, 10*s.cfg.ElectionTimeout)
+		rctx, cancel := context.WithTimeout(ctx, 5*s.cfg.ElectionTimeout)
 		code, msg, err := s.postJSON(rctx, addr, "/join", body)
 		cancel()
 		switch {
@@ -406,7 +433,7 @@ func (s *Server) askToJoin(ctx context.Context) error {
 					s.tr.AddPeer(m.ID, m.RaftAddr)
 				}
 			}
-			s.log.Info("asked to join the cluster", "through", addr, "status", jr.Status)
+			s.log.Info("joined the cluster", "through", addr, "status", jr.Status)
 			return nil
 		case err == nil && code >= 400 && code < 500:
 			return fmt.Errorf("%w through %s: %s", errJoinRefused, addr, bytes.TrimSpace(msg))

@@ -412,6 +412,23 @@ func (n *Node) LeaseValid() bool {
 	return exp > 0 && int64(n.clock().Sub(n.base)) < exp
 }
 
+// LeaseReadIndex returns, on a leader whose lease holds, the commit index
+// as the core knows it at this moment (read inside the loop). Every write
+// acknowledged anywhere is at or below it — a follower learns a commit
+// index only from the leader — so a read that waits until it is applied is
+// linearizable while the lease lasts. The published Status().Commit is not
+// enough: the leader sends a new commit index to followers before it
+// publishes it. ok is false without a valid lease.
+func (n *Node) LeaseReadIndex(ctx context.Context) (index uint64, ok bool, err error) {
+	err = n.do(ctx, func() error {
+		if n.LeaseValid() {
+			index, ok = n.rn.Status().Commit, true
+		}
+		return nil
+	})
+	return index, ok, err
+}
+
 // LeaseDuration is the lease measured from a heartbeat round's send time
 // (0: this configuration never grants a lease).
 func (n *Node) LeaseDuration() time.Duration { return n.t.lease }
