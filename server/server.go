@@ -368,7 +368,7 @@ var errJoinRefused = errors.New("join refused")
 // be a voter then keeps asking until it is one: the promotion intent lives
 // with the joining node, so it survives leader changes.
 func (s *Server) joinCluster(ctx context.Context) error {
-	if err := s.askToJoin(ctx, s.joinAddrs(ctx)); err != nil {
+	if err := s.askToJoin(ctx); err != nil {
 		return err
 	}
 	if s.cfg.Learner {
@@ -384,7 +384,7 @@ func (s *Server) joinCluster(ctx context.Context) error {
 			s.log.Info("this node is a voter now")
 			return nil
 		}
-		if err := s.askToJoin(ctx, s.joinAddrs(ctx)); err != nil {
+		if err := s.askToJoin(ctx); err != nil {
 			return err
 		}
 	}
@@ -412,14 +412,16 @@ func (s *Server) joinAddrs(ctx context.Context) []string {
 	return addrs
 }
 
-// askToJoin posts this node's /join request to addrs in turn until one
-// accepts it.
-func (s *Server) askToJoin(ctx context.Context, addrs []string) error {
+// askToJoin posts this node's /join request to the members in turn
+// (re-reading the directory each time, as it may arrive meanwhile) until
+// one accepts it.
+func (s *Server) askToJoin(ctx context.Context) error {
 	body, _ := json.Marshal(map[string]any{"id": s.cfg.ID, "raft_addr": s.cfg.RaftAddr, "voter": !s.cfg.Learner})
 	backoff := 100 * time.Millisecond
 	for attempt := 0; ; attempt++ {
+		addrs := s.joinAddrs(ctx)
 		addr := addrs[attempt%len(addrs)]
-		rctx, cancel := context.WithTimeout(ctx, 5*s.cfg.ElectionTimeout)
+		rctx, cancel := context.WithTimeout(ctx, 2*s.cfg.ElectionTimeout)
 		code, msg, err := s.postJSON(rctx, addr, "/join", body)
 		cancel()
 		switch {
