@@ -84,7 +84,7 @@ func (a *httpAPI) forwardToLeader(w http.ResponseWriter, r *http.Request, body [
 	if addr == "" {
 		return false
 	}
-	req, err := http.NewRequestWithContext(r.Context(), r.Method, "http://"+addr+r.URL.Path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, a.s.sec.HTTPScheme()+"://"+addr+r.URL.Path, bytes.NewReader(body))
 	if err != nil {
 		return false
 	}

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/raftsql/raftsql/auth"
 	"github.com/raftsql/raftsql/consensus"
 	"github.com/raftsql/raftsql/consensus/node"
 	"github.com/raftsql/raftsql/consensus/transport"
@@ -34,6 +35,7 @@ type Server struct {
 	cfg  Config
 	log  *slog.Logger
 	lock *os.File
+	sec  *auth.Setup
 
 	store *store.Store
 	fsm   *fsm.FSM
@@ -115,6 +117,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 			s.closeAll(context.Background())
 		}
 	}()
+	if s.sec, err = cfg.loadSecurity(); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -147,6 +152,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		ListenAddr: cfg.RaftAddr,
 		Logger:     s.log,
 		Snapshots:  &transport.SnapshotConfig{Source: snaps, Sink: snaps},
+		TLS:        s.sec.PeerServer,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("raft transport: %w", err)
@@ -191,10 +197,15 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
 	}
-	s.httpClient = &http.Client{Timeout: 30 * time.Second}
+	s.httpClient = s.sec.HTTPClient(30 * time.Second)
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
-	if s.pg, err = pgwire.NewServer(pgwire.Config{Engine: s.eng, Logger: s.log}); err != nil {
+	if s.pg, err = pgwire.NewServer(pgwire.Config{
+		Engine:    s.eng,
+		Logger:    s.log,
+		TLSConfig: s.sec.ClientTLS,
+		Users:     pgUsers(s.sec.Users),
+	}); err != nil {
 		cancel()
 		return nil, err
 	}
@@ -205,9 +216,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil
 	})
 	api := &httpAPI{s: s}
-	s.httpSrv = &http.Server{Handler: api.routes(), ReadHeaderTimeout: 10 * time.Second}
+	s.httpSrv = &http.Server{Handler: s.sec.HTTPHandler(api.routes(), "/readyz"), ReadHeaderTimeout: 10 * time.Second}
 	s.goRun("http", func() error {
-		if err := s.httpSrv.Serve(s.httpLn); !errors.Is(err, http.ErrServerClosed) {
+		if err := s.httpSrv.Serve(tlsListener(s.httpLn, s.sec.HTTPTLS)); !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
 		return nil
@@ -455,7 +466,7 @@ func (s *Server) askToJoin(ctx context.Context) error {
 
 // postJSON posts body to http://addr/path and returns the status and body.
 func (s *Server) postJSON(ctx context.Context, addr, path string, body []byte) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+path, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.sec.HTTPScheme()+"://"+addr+path, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err
 	}

@@ -1,0 +1,49 @@
+package server
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+
+	"github.com/raftsql/raftsql/auth"
+	"github.com/raftsql/raftsql/pgwire"
+)
+
+// loadSecurity reads the auth file and certificates the flags name, so
+// that a bad file stops the node at start-up with an error naming it.
+func (c *Config) loadSecurity() (*auth.Setup, error) {
+	setup, err := auth.Load(auth.Options{
+		AuthFile: c.AuthFile,
+		TLSCert:  c.TLSCert, TLSKey: c.TLSKey, TLSCA: c.TLSCA,
+		PeerTLS: c.PeerTLS,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	return setup, nil
+}
+
+// pgUsers adapts the auth file's verifiers to the front end's SCRAM
+// exchange (both are PostgreSQL's rolpassword form). Nil when no auth file
+// is set: clients are then accepted without a password.
+func pgUsers(users *auth.Users) func(string) (pgwire.SCRAMVerifier, bool) {
+	if users == nil {
+		return nil
+	}
+	return func(user string) (pgwire.SCRAMVerifier, bool) {
+		v, ok := users.Lookup(user)
+		if !ok {
+			return pgwire.SCRAMVerifier{}, false
+		}
+		pv, err := pgwire.ParseSCRAMVerifier(v.Encode())
+		return pv, err == nil
+	}
+}
+
+// tlsListener wraps ln in TLS when cfg is set.
+func tlsListener(ln net.Listener, cfg *tls.Config) net.Listener {
+	if cfg == nil {
+		return ln
+	}
+	return tls.NewListener(ln, cfg)
+}
