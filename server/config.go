@@ -49,6 +49,11 @@ type Config struct {
 	AuthFile               string
 
 	Logger *slog.Logger
+	// Clock is the clock of the Raft lease (node.Config.Clock: only its
+	// monotonic differences are used). Nil means time.Now. raftsqld sets
+	// it only through the test-only RAFTSQL_TEST_CLOCK_RATE hook, to run a
+	// node whose clock drifts.
+	Clock func() time.Time
 }
 
 func (c *Config) setDefaults() {

@@ -168,6 +168,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Logger:            s.log,
 		Snapshots:         snaps,
 		SnapshotEntries:   cfg.SnapshotEntries,
+		Clock:             cfg.Clock,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start raft: %w", err)

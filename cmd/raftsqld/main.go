@@ -89,6 +89,13 @@ func configFrom(c *cli.Context, stderr io.Writer) (server.Config, error) {
 	if c.Bool("learner") && c.String("join") == "" {
 		return server.Config{}, errors.New("--learner needs --join")
 	}
+	clock, rate, err := testClock(os.Getenv)
+	if err != nil {
+		return server.Config{}, err
+	}
+	if clock != nil {
+		logger.Warn("test-only hook: the lease clock runs at a rate of real time", "env", testClockRateEnv, "rate", rate)
+	}
 	cfg := server.Config{
 		ID:                c.String("id"),
 		DataDir:           c.String("data-dir"),
@@ -107,6 +114,7 @@ func configFrom(c *cli.Context, stderr io.Writer) (server.Config, error) {
 		PeerTLS:           c.Bool("peer-tls"),
 		AuthFile:          c.String("auth-file"),
 		Logger:            logger,
+		Clock:             clock,
 	}
 	return cfg, cfg.Validate()
 }
