@@ -127,6 +127,8 @@ func (s *session) Close() {}
 // it. Across leader changes and dropped proposals it proposes the same
 // (session, seq) again: the fsm applies it at most once.
 func (s *session) Write(ctx context.Context, stmts []fsm.Statement) (res []fsm.Result, err error) {
+	start := time.Now()
+	defer func() { s.e.metrics.observeWrite(time.Since(start), err) }()
 	now := s.e.clock().UTC()
 	det, err := s.deterministic(stmts, now)
 	if err != nil {
@@ -153,8 +155,6 @@ func (s *session) deterministic(stmts []fsm.Statement, now time.Time) ([]fsm.Sta
 // it, and waits until this node applied it.
 func (s *session) propose(ctx context.Context, cmd fsm.Command) (res []fsm.Result, err error) {
 	e := s.e
-	start := time.Now()
-	defer func() { e.metrics.observeWrite(time.Since(start), err) }()
 	if _, ok := ctx.Deadline(); !ok && e.writeTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, e.writeTimeout)

@@ -132,6 +132,21 @@ func (s *Server) writeMetrics(w io.Writer) {
 			fmt.Fprintf(w, "raftsql_follower_lag_entries{peer=%q} %d\n", id, lag)
 		}
 	}
+	applied := s.fsm.AppliedIndex()
+	lag := uint64(0)
+	if st.Commit > applied {
+		lag = st.Commit - applied
+	}
+	gauge(w, "raftsql_apply_lag_entries", "Committed entries not yet applied to SQLite on this node.", lag)
+	nm := s.node.Metrics()
+	counter(w, "raftsql_raft_saves_total", "Raft log writes (one fsync each, a batch of entries).", nm.Saves)
+	counter(w, "raftsql_raft_slow_saves_total", "Raft log writes slower than 100 ms.", nm.SlowSaves)
+	gauge(w, "raftsql_raft_max_save_seconds", "Longest Raft log write so far.", nm.MaxSave.Seconds())
+	counter(w, "raftsql_applied_entries_total", "Entries applied to SQLite.", nm.Applied)
+	counter(w, "raftsql_apply_batches_total", "SQLite transactions that applied entries.", nm.ApplyBatches)
+	counter(w, "raftsql_read_index_requests_total", "Read-index rounds (each shared by many reads).", nm.ReadRequests)
+	counter(w, "raftsql_read_index_callers_total", "Linearizable reads answered by read-index rounds.", nm.ReadCallers)
+	counter(w, "raftsql_raft_dropped_inbound_total", "Raft messages dropped on a full inbound queue.", nm.DroppedInbound)
 	stats := s.store.Stats()
 	counter(w, "raftsql_log_fsyncs_total", "Durable commits of the Raft log.", stats.Commits)
 	counter(w, "raftsql_log_entries_written_total", "Entries written to the Raft log.", stats.Entries)

@@ -409,3 +409,27 @@ func TestLeaderRemovesItself(t *testing.T) {
 		}
 	}
 }
+
+func TestMetricsExposition(t *testing.T) {
+	c := startCluster(t, 1)
+	c.waitLeader()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn := c.connect(0, "")
+	if _, err := conn.Exec(ctx, "CREATE TABLE m (id INTEGER PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	code, body := httpDo(t, "GET", "http://"+c.servers[0].HTTPAddr()+"/metrics", nil)
+	if code != 200 {
+		t.Fatalf("/metrics: %d", code)
+	}
+	for _, want := range []string{
+		"raftsql_term ", `raftsql_role{role="leader"} 1`, "raftsql_commit_index ", "raftsql_applied_index ",
+		"raftsql_apply_lag_entries ", "raftsql_log_fsyncs_total ", "raftsql_write_duration_seconds_count 1",
+		"# TYPE raftsql_write_duration_seconds histogram", "raftsql_leader_changes_total ",
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}

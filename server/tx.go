@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/raftsql/raftsql/fsm"
@@ -15,9 +17,10 @@ import (
 // preview (fsm.Preview): the transaction's earlier writes, then the
 // statement, in a SQLite transaction that is rolled back. The first
 // preview fixes the transaction's read version (the applied index it read
-// at). COMMIT proposes the writes as one entry carrying that version; the
-// fsm applies it only if no entry changed the database after the version —
-// on every node alike — and fails it with a conflict otherwise (40001, the
+// at). COMMIT proposes the writes as one entry carrying that version and
+// the tables the previews read or wrote; the fsm applies it only if no
+// entry changed those tables (or the schema) after the version — on every
+// node alike — and fails it with a conflict otherwise (40001, the
 // client retries). So a committed transaction saw exactly the state it
 // commits on: serializable, on any node, without locks held across client
 // round trips; a leader change in the middle costs nothing unless the data
@@ -29,9 +32,11 @@ const maxTxStatements = 10000
 
 const codeProgramLimitExceeded = "54000"
 
-// previewer is the fsm's preview of a transaction's statements.
+// previewer is the fsm's preview of a transaction's statements; it also
+// reports the tables they read (the commit conflicts only with changes to
+// those).
 type previewer interface {
-	Preview(ctx context.Context, pending, stmts []fsm.Statement, unixMicro int64) ([]fsm.Result, uint64, error)
+	PreviewTx(ctx context.Context, pending, stmts []fsm.Statement, unixMicro int64) ([]fsm.Result, uint64, []string, error)
 }
 
 var _ pgwire.InteractiveSession = (*session)(nil)
@@ -57,7 +62,9 @@ type engineTx struct {
 	version    uint64 // applied index the first statement read at
 	hasVersion bool
 	pending    []fsm.Statement
-	done       bool
+	// tables: every table the transaction's previews read or wrote.
+	tables map[string]struct{}
+	done   bool
 }
 
 // Exec runs stmts in the transaction: they see its earlier writes; the
@@ -83,7 +90,7 @@ func (t *engineTx) Exec(ctx context.Context, stmts []fsm.Statement) ([]fsm.Resul
 	if n := len(t.pending) + len(stmts); n > maxTxStatements {
 		return nil, &sqlStateError{code: codeProgramLimitExceeded, msg: fmt.Sprintf("a transaction may hold at most %d statements", maxTxStatements)}
 	}
-	res, version, err := t.pv.Preview(ctx, t.pending, run, t.now.UnixMicro())
+	res, version, tables, err := t.pv.PreviewTx(ctx, t.pending, run, t.now.UnixMicro())
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctxError(ctx, "transaction statement")
@@ -92,6 +99,12 @@ func (t *engineTx) Exec(ctx context.Context, stmts []fsm.Statement) ([]fsm.Resul
 	}
 	if !t.hasVersion {
 		t.version, t.hasVersion = version, true
+	}
+	if t.tables == nil {
+		t.tables = map[string]struct{}{}
+	}
+	for _, tb := range tables {
+		t.tables[tb] = struct{}{}
 	}
 	for i, r := range res {
 		if i < len(write) && write[i] && r.Err == nil {
@@ -103,7 +116,7 @@ func (t *engineTx) Exec(ctx context.Context, stmts []fsm.Statement) ([]fsm.Resul
 
 // Commit applies the transaction's writes as one entry, or fails with
 // 40001 when the database changed since the transaction read it.
-func (t *engineTx) Commit(ctx context.Context) error {
+func (t *engineTx) Commit(ctx context.Context) (err error) {
 	if t.done {
 		return fmt.Errorf("transaction already ended")
 	}
@@ -111,7 +124,8 @@ func (t *engineTx) Commit(ctx context.Context) error {
 	if len(t.pending) == 0 {
 		return nil
 	}
-	res, err := t.s.propose(ctx, fsm.Command{UnixMicro: t.now.UnixMicro(), Stmts: t.pending, ReadVersion: t.version})
+	readTables := slices.Sorted(maps.Keys(t.tables))
+	res, err := t.s.propose(ctx, fsm.Command{UnixMicro: t.now.UnixMicro(), Stmts: t.pending, ReadVersion: t.version, ReadTables: readTables})
 	if err != nil {
 		return err
 	}
