@@ -33,11 +33,16 @@ import (
 //
 // Version 4 is a node directory command: the same header (version 4),
 // then the strings ID, HTTPAddr, PGAddr (uvarint len, bytes).
+//
+// Version 5 is version 3 with, after ReadVersion, uvarint number of
+// ReadTables and each name (uvarint len, bytes). The encoder writes it
+// only when ReadVersion and ReadTables are both set.
 const (
 	commandVersion = 1
 	restoreVersion = 2
 	readVersionFmt = 3
 	nodeVersion    = 4
+	readTablesFmt  = 5
 )
 
 const (
@@ -99,7 +104,10 @@ func NormalizeArg(v any) (any, error) {
 // result for the command's session — check with NormalizeArg beforehand
 // to fail earlier.
 func EncodeCommand(c Command) []byte {
-	size := 1 + 3*binary.MaxVarintLen64 + 2
+	size := 1 + 5*binary.MaxVarintLen64 + 2
+	for _, t := range c.ReadTables {
+		size += len(t) + binary.MaxVarintLen64
+	}
 	for _, s := range c.Stmts {
 		size += len(s.SQL) + 2*binary.MaxVarintLen64
 		for _, a := range s.Args {
@@ -133,9 +141,13 @@ func EncodeCommand(c Command) []byte {
 		return appendString(b, n.PGAddr)
 	}
 	b := make([]byte, 0, size)
-	if c.ReadVersion != 0 {
+	tables := c.ReadVersion != 0 && len(c.ReadTables) > 0
+	switch {
+	case tables:
+		b = append(b, readTablesFmt)
+	case c.ReadVersion != 0:
 		b = append(b, readVersionFmt)
-	} else {
+	default:
 		b = append(b, commandVersion)
 	}
 	b = binary.AppendUvarint(b, c.SessionID)
@@ -143,6 +155,12 @@ func EncodeCommand(c Command) []byte {
 	b = binary.AppendVarint(b, c.UnixMicro)
 	if c.ReadVersion != 0 {
 		b = binary.AppendUvarint(b, c.ReadVersion)
+	}
+	if tables {
+		b = binary.AppendUvarint(b, uint64(len(c.ReadTables)))
+		for _, t := range c.ReadTables {
+			b = appendString(b, t)
+		}
 	}
 	b = binary.AppendUvarint(b, uint64(len(c.Stmts)))
 	for _, s := range c.Stmts {
@@ -307,7 +325,7 @@ func DecodeCommand(b []byte) (Command, error) {
 	var c Command
 	d := &decoder{b: b}
 	version := d.byte()
-	if d.err == nil && (version < commandVersion || version > nodeVersion) {
+	if d.err == nil && (version < commandVersion || version > readTablesFmt) {
 		return c, fmt.Errorf("%w: unknown version %d", ErrCorruptCommand, version)
 	}
 	c.SessionID = d.uvarint()
@@ -341,10 +359,22 @@ func DecodeCommand(b []byte) (Command, error) {
 		c.Node = n
 		return c, nil
 	}
-	if version == readVersionFmt {
+	if version == readVersionFmt || version == readTablesFmt {
 		c.ReadVersion = d.uvarint()
 		if d.err == nil && c.ReadVersion == 0 {
 			d.fail("read version 0 in a version %d command", version)
+		}
+	}
+	if version == readTablesFmt {
+		nt := d.count(1)
+		if d.err == nil && nt == 0 {
+			d.fail("no read tables in a version %d command", version)
+		}
+		if nt > 0 {
+			c.ReadTables = make([]string, nt)
+		}
+		for i := 0; i < nt && d.err == nil; i++ {
+			c.ReadTables[i] = d.string()
 		}
 	}
 	n := d.count(2)

@@ -24,6 +24,8 @@ func TestCommandRoundTrip(t *testing.T) {
 		}}, Command{}},
 		{"restore", Command{SessionID: 9, Seq: 8, UnixMicro: 7, Restore: []byte{1, 2, 3}}, Command{}},
 		{"read version", Command{SessionID: 1, Seq: 2, UnixMicro: 3, ReadVersion: 1 << 50, Stmts: []Statement{{SQL: "UPDATE t SET a = $1", Args: []any{int64(1)}}}}, Command{}},
+		{"read tables", Command{SessionID: 1, Seq: 2, UnixMicro: 3, ReadVersion: 9, ReadTables: []string{"a", "bé"}, Stmts: []Statement{{SQL: "UPDATE t SET a = 1"}}}, Command{}},
+		{"tables without version", Command{ReadTables: []string{"a"}, Stmts: []Statement{{SQL: "x"}}}, Command{Stmts: []Statement{{SQL: "x"}}}},
 		{"normalized", Command{Stmts: []Statement{{SQL: "x", Args: []any{1, int32(-2), uint16(3), true, false, float32(0.5), []byte(nil)}}}},
 			Command{Stmts: []Statement{{SQL: "x", Args: []any{int64(1), int64(-2), int64(3), int64(1), int64(0), 0.5, nil}}}}},
 	}
@@ -91,6 +93,22 @@ func TestCommandVersions(t *testing.T) {
 	if v3[0] != 3 || len(v3) != len(v1)+1 {
 		t.Fatalf("version 3: %v", v3)
 	}
+	c.ReadTables = []string{"ab"}
+	v5 := EncodeCommand(c)
+	if v5[0] != 5 || len(v5) != len(v3)+4 {
+		t.Fatalf("version 5: %v", v5)
+	}
+	// Version 5 without tables is refused; versions 1 and 3 still decode.
+	bad := append([]byte{5}, v3[1:5]...)
+	bad = append(bad, 0)
+	if _, err := DecodeCommand(append(bad, v3[5:]...)); !errors.Is(err, ErrCorruptCommand) {
+		t.Fatalf("version 5 without tables: %v", err)
+	}
+	for _, b := range [][]byte{v1, v3} {
+		if got, err := DecodeCommand(b); err != nil || got.ReadTables != nil {
+			t.Fatalf("old version: %+v, %v", got, err)
+		}
+	}
 }
 
 func TestNormalizeArg(t *testing.T) {
@@ -129,6 +147,7 @@ func FuzzDecodeCommand(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{1, 0, 0, 0, 0})
 	f.Add(EncodeCommand(Command{SessionID: 1, ReadVersion: 77, Stmts: []Statement{{SQL: "x"}}}))
+	f.Add(EncodeCommand(Command{SessionID: 1, ReadVersion: 77, ReadTables: []string{"t", "u"}, Stmts: []Statement{{SQL: "x"}}}))
 	f.Add(EncodeCommand(Command{SessionID: 1, Node: &NodeInfo{ID: "n1", HTTPAddr: "h:1", PGAddr: "p:1"}}))
 	f.Add(EncodeCommand(Command{SessionID: 5, Seq: 6, Restore: []byte("SQLite format 3\x00")}))
 	f.Fuzz(func(t *testing.T, b []byte) {

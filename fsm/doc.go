@@ -84,13 +84,29 @@
 // left it); a preview that only reads runs on a query_only connection of
 // its own without that mutex. Both register the clock and random
 // overrides, with the transaction's clock. It returns the results and the
-// applied index it read at (version). The COMMIT is proposed with Command.ReadVersion = version:
-// _raftsql_meta's last_write_index is the index of the last entry that
-// changed the database (a command that committed and changed rows —
-// triggers and cascades included — or ran DDL; or a restore), kept in
-// the same transaction as the entry; a command whose ReadVersion is below
-// it fails as a whole with CodeConflict (SQLSTATE 40001), alike on every
-// node. No-ops, configuration changes and failed entries leave it.
+// applied index it read at (version); PreviewTx also returns the tables
+// its statements read or wrote (an authorizer on the preview connections:
+// a view's tables, a trigger's, a foreign key check's; tables.go). The
+// COMMIT is proposed with Command.ReadVersion = version and
+// Command.ReadTables = the union of its previews' tables. It fails as a
+// whole with CodeConflict (SQLSTATE 40001), alike on every node, if
+// last_schema_index (the last entry that ran DDL, or a restore) is above
+// ReadVersion, or one of ReadTables was changed after it:
+// _raftsql_table_writes(tbl, idx) keeps, per table, the index of the
+// last entry that committed and changed its rows (a preupdate hook on the
+// writer sees every row changed, triggers and cascades included), in the
+// same transaction as the entry. A command with ReadVersion and no
+// ReadTables keeps the global check: _raftsql_meta's last_write_index is
+// the index of the last entry that changed the database (changed rows —
+// triggers and cascades included — or ran DDL; or a restore), and any
+// such entry after ReadVersion conflicts. No-ops, configuration changes
+// and failed entries move none of these. Because the preupdate hook is
+// set, SQLite's truncate optimisation is off on the writer: a DELETE
+// without WHERE deletes row by row (and counts against MaxEntrySteps).
+// A database created before table tracking starts last_schema_index at
+// its last_write_index; nodes should be upgraded at the same log index
+// (a node upgraded later knows less per-table history and could decide a
+// conflict of a transaction read before the upgrade differently).
 //
 // # Snapshots and backups
 //
@@ -106,9 +122,10 @@
 // every node at its entry (DESIGN.md: POST /restore goes through the log).
 // The entries before it in the batch commit first; the file is checked
 // (quick_check, and a schema the log could replicate), given the cluster's
-// configuration, node directory, sessions and the entry's index, and
-// last_write_index = that index, and swapped in like a
-// snapshot. A bad file is refused as the entry's result (CodeBadRestore),
+// configuration, node directory, sessions and the entry's index,
+// last_write_index = last_schema_index = that index and no per-table
+// write indexes (the file's own came from another log), and swapped in
+// like a snapshot. A bad file is refused as the entry's result (CodeBadRestore),
 // alike on every node.
 //
 // # Determinism
@@ -153,7 +170,8 @@
 //
 // The database is DIR/raftsql.db (WAL mode); open it with sqlite3 (read
 // only while the node runs). SELECT * FROM _raftsql_meta shows
-// applied_index, applied_term, conf_index and last_write_index; _raftsql_sessions the
-// dedup state. A file left as raftsql.db.restore is an interrupted restore
+// applied_index, applied_term, conf_index, last_write_index and
+// last_schema_index; _raftsql_table_writes each table's last write;
+// _raftsql_sessions the dedup state. A file left as raftsql.db.restore is an interrupted restore
 // and is removed at Open.
 package fsm

@@ -80,8 +80,12 @@ type FSM struct {
 	// batchLW its value inside the batch being applied (under wmu).
 	lastWrite atomic.Uint64
 	batchLW   uint64
-	amu       sync.Mutex
-	achange   chan struct{} // closed and replaced whenever applied moves
+	// lastSchema is last_schema_index (DDL, restores) as committed;
+	// batchSchema its value inside the batch being applied.
+	lastSchema  atomic.Uint64
+	batchSchema uint64
+	amu         sync.Mutex
+	achange     chan struct{} // closed and replaced whenever applied moves
 
 	waiters waiterMap
 }
@@ -119,7 +123,9 @@ CREATE TABLE IF NOT EXISTS _raftsql_sessions(
 CREATE INDEX IF NOT EXISTS _raftsql_sessions_updated ON _raftsql_sessions(updated);
 CREATE TABLE IF NOT EXISTS _raftsql_members(id TEXT PRIMARY KEY, addr TEXT NOT NULL, voter INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS _raftsql_nodes(id TEXT PRIMARY KEY, http_addr TEXT NOT NULL, pg_addr TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS _raftsql_table_writes(tbl TEXT PRIMARY KEY, idx INTEGER NOT NULL) WITHOUT ROWID;
 INSERT OR IGNORE INTO _raftsql_meta(key, value) VALUES ('applied_index', 0), ('applied_term', 0), ('conf_index', 0), ('last_write_index', 0);
+INSERT OR IGNORE INTO _raftsql_meta(key, value) SELECT 'last_schema_index', value FROM _raftsql_meta WHERE key = 'last_write_index';
 `
 
 // Open opens (creating if needed) the database in dir.
@@ -183,6 +189,12 @@ func (f *FSM) openConns() error {
 		return fmt.Errorf("fsm: %s: %w", f.path, err)
 	}
 	f.lastWrite.Store(lw)
+	ls, err := readMeta(w, "last_schema_index")
+	if err != nil {
+		w.close()
+		return fmt.Errorf("fsm: %s: %w", f.path, err)
+	}
+	f.lastSchema.Store(ls)
 	// changes() in a statement reports the connection's last INSERT,
 	// UPDATE or DELETE. Every entry ends with setApplied (two rows), so
 	// the next entry starts with changes() = 2; make a fresh connection
@@ -199,6 +211,7 @@ func (f *FSM) openConns() error {
 		w.close()
 		return err
 	}
+	w.enableWriteTracking()
 	f.w = w
 	pv, err := openConn(f.path, sqlite3.SQLITE_OPEN_READWRITE, previewPragmas)
 	if err == nil {
@@ -208,6 +221,8 @@ func (f *FSM) openConns() error {
 		}
 		if err != nil {
 			pv.close()
+		} else {
+			pv.enableReadTracking()
 		}
 	}
 	if err != nil {
@@ -240,6 +255,7 @@ func (f *FSM) openConns() error {
 			f.closeConns()
 			return err
 		}
+		r.enableReadTracking()
 		f.pvReads <- r
 	}
 	f.setApplied(idx)
@@ -424,6 +440,7 @@ func (f *FSM) applyBatch(entries []consensus.Entry) error {
 	}
 	var out []batchDelivery
 	f.batchLW = f.lastWrite.Load()
+	f.batchSchema = f.lastSchema.Load()
 	for i, e := range entries {
 		w.setBudget(f.maxSteps)
 		switch {
@@ -442,7 +459,7 @@ func (f *FSM) applyBatch(entries []consensus.Entry) error {
 			cmd, derr := DecodeCommand(e.Data)
 			var rs []Result
 			var err error
-			wrote := false
+			var wrote, ddl bool
 			if derr == nil && cmd.Restore != nil {
 				derr = errors.New("a restore command must be applied on its own") // unreachable: Apply splits batches
 			}
@@ -454,11 +471,19 @@ func (f *FSM) applyBatch(entries []consensus.Entry) error {
 				rs, err = f.applyNode(cmd)
 			default:
 				w.entropy.reset(cmd.UnixMicro, entrySeed(e.Index, e.Term))
-				rs, wrote, err = f.applyCommand(cmd)
+				var tables tableSet
+				rs, wrote, ddl, tables, err = f.applyCommand(cmd)
+				if err == nil && wrote {
+					err = recordTableWrites(w, tables, e.Index)
+				}
 			}
 			if err == nil && wrote {
 				err = setMeta(w, "last_write_index", int64(e.Index))
 				f.batchLW = e.Index
+			}
+			if err == nil && ddl {
+				err = setMeta(w, "last_schema_index", int64(e.Index))
+				f.batchSchema = e.Index
 			}
 			if errors.Is(err, errTxnLost) && w.autocommit() {
 				return &batchAbort{at: i, cmd: cmd, results: rs}
@@ -490,6 +515,7 @@ func (f *FSM) applyBatch(entries []consensus.Entry) error {
 		return fmt.Errorf("%w: commit of entries %d..%d: %w", ErrApplyFailed, entries[0].Index, last.Index, err)
 	}
 	f.lastWrite.Store(f.batchLW)
+	f.lastSchema.Store(f.batchSchema)
 	f.setApplied(last.Index)
 	for _, d := range out {
 		f.waiters.deliver(d.key, d.results)
@@ -511,38 +537,48 @@ func (f *FSM) applyBroken(cmd Command, derr error) ([]Result, error) {
 }
 
 // applyCommand applies one command inside the batch transaction, in a
-// savepoint of its own. It returns the command's results and whether it
+// savepoint of its own. It returns the command's results, whether it
 // changed the database (it committed and a statement changed rows or
-// the schema, see execWrite: last_write_index moves); an error means SQLite failed (not
-// the command's SQL).
-func (f *FSM) applyCommand(cmd Command) (_ []Result, wrote bool, _ error) {
+// the schema, see execWrite: last_write_index moves), whether it ran
+// DDL (last_schema_index moves) and the tables whose rows it changed; an
+// error means SQLite failed (not the command's SQL).
+func (f *FSM) applyCommand(cmd Command) (_ []Result, wrote, ddl bool, tables tableSet, _ error) {
 	if cmd.SessionID != 0 {
 		if prev, ok, err := f.dedup(cmd); err != nil || ok {
-			return prev, false, err
+			return prev, false, false, nil, err
 		}
 	}
 	w := f.w
-	if cmd.ReadVersion != 0 && f.batchLW > cmd.ReadVersion {
-		rs := []Result{{Err: conflictError(cmd.ReadVersion, f.batchLW)}}
-		if cmd.SessionID != 0 {
-			if err := finishSession(w, cmd, rs); err != nil {
-				return nil, false, err
-			}
+	if cmd.ReadVersion != 0 {
+		cerr, err := f.conflict(cmd)
+		if err != nil {
+			return nil, false, false, nil, err
 		}
-		return rs, false, nil
+		if cerr != nil {
+			rs := []Result{{Err: cerr}}
+			if cmd.SessionID != 0 {
+				if err := finishSession(w, cmd, rs); err != nil {
+					return nil, false, false, nil, err
+				}
+			}
+			return rs, false, false, nil, nil
+		}
 	}
 	if _, err := w.queryCached("SAVEPOINT raftsql_entry"); err != nil {
-		return nil, false, err
+		return nil, false, false, nil, err
 	}
 	results := make([]Result, 0, len(cmd.Stmts))
 	failed := false
+	w.startWrites()
 	for _, st := range cmd.Stmts {
 		r, changed, err := execWrite(w, st)
 		if errors.Is(err, errTxnLost) {
-			return append(results, r), false, err
+			w.stopWrites()
+			return append(results, r), false, false, nil, err
 		}
 		if err != nil {
-			return nil, false, err
+			w.stopWrites()
+			return nil, false, false, nil, err
 		}
 		results = append(results, r)
 		if r.Err != nil {
@@ -550,7 +586,9 @@ func (f *FSM) applyCommand(cmd Command) (_ []Result, wrote bool, _ error) {
 			break
 		}
 		wrote = wrote || changed
+		ddl = ddl || (changed && !isDML(st.SQL))
 	}
+	tables = w.stopWrites()
 	w.setBudget(f.maxSteps) // the fsm's own statements below are not the entry's work
 	if !failed && w.deferredFKs() {
 		// A deferred foreign key is unresolved at the end of the unit:
@@ -563,22 +601,45 @@ func (f *FSM) applyCommand(cmd Command) (_ []Result, wrote bool, _ error) {
 		results[len(results)-1].Err = ferr
 	}
 	if failed {
-		wrote = false
+		wrote, ddl, tables = false, false, nil
 		if _, err := w.queryCached("ROLLBACK TO raftsql_entry"); err != nil {
-			return nil, false, err
+			return nil, false, false, nil, err
 		}
 		// A statement failure never ends SQLite's transaction (ROLLBACK
 		// resolution is refused), but make sure of it.
 	}
 	if _, err := w.queryCached("RELEASE raftsql_entry"); err != nil {
-		return nil, false, err
+		return nil, false, false, nil, err
 	}
 	if cmd.SessionID != 0 {
 		if err := finishSession(w, cmd, results); err != nil {
-			return nil, false, err
+			return nil, false, false, nil, err
 		}
 	}
-	return results, wrote, nil
+	return results, wrote, ddl, tables, nil
+}
+
+// conflict decides whether cmd (with a ReadVersion) must fail: without
+// ReadTables, if anything changed the database after its version; with
+// them, if the schema changed (DDL, a restore) or one of its tables did.
+func (f *FSM) conflict(cmd Command) (*SQLError, error) {
+	rv := cmd.ReadVersion
+	if len(cmd.ReadTables) == 0 {
+		if f.batchLW > rv {
+			return conflictError(rv, f.batchLW), nil
+		}
+		return nil, nil
+	}
+	if f.batchSchema > rv {
+		return &SQLError{Code: CodeConflict, Message: fmt.Sprintf(
+			"could not serialize access: the schema changed since the transaction read it (read at index %d, changed at index %d)", rv, f.batchSchema)}, nil
+	}
+	t, at, err := tableConflict(f.w, cmd.ReadTables, rv)
+	if err != nil || t == "" {
+		return nil, err
+	}
+	return &SQLError{Code: CodeConflict, Message: fmt.Sprintf(
+		"could not serialize access: table %s changed since the transaction read it (read at index %d, changed at index %d)", t, rv, at)}, nil
 }
 
 func conflictError(readVersion, lastWrite uint64) *SQLError {
@@ -755,7 +816,13 @@ func runPrepared(ctx context.Context, c *sconn, s *sstmt, args []any) (Result, e
 				return Result{}, err
 			}
 		}
-		row, err := s.step()
+		var row bool
+		var err error
+		if n == 0 {
+			row, err = s.firstStep()
+		} else {
+			row, err = s.step()
+		}
 		if n == 0 && err == nil {
 			// The first step re-prepares a statement whose schema
 			// changed since it was prepared (a cached one): its columns

@@ -39,14 +39,26 @@ import (
 // query_only connection without the writer's mutex, like Query: a long
 // read in a transaction does not hold the log back.
 func (f *FSM) Preview(ctx context.Context, pending []Statement, stmts []Statement, unixMicro int64) (results []Result, version uint64, err error) {
+	results, version, _, err = f.PreviewTx(ctx, pending, stmts, unixMicro)
+	return results, version, err
+}
+
+// PreviewTx is Preview that also returns the tables the preview read or
+// wrote (sorted, lower-cased; a view's underlying tables, the tables of
+// triggers and foreign key checks included): those of pending and of the
+// statements of stmts that ran, failing ones included. A transaction
+// proposes its COMMIT with Command.ReadTables = the union of the tables
+// of all its previews, so that it conflicts only with changes to those
+// tables (or to the schema) after its ReadVersion.
+func (f *FSM) PreviewTx(ctx context.Context, pending []Statement, stmts []Statement, unixMicro int64) (results []Result, version uint64, tables []string, err error) {
 	if len(pending) == 0 {
-		rs, version, ok, err := f.previewReads(ctx, stmts, unixMicro)
+		rs, version, tables, ok, err := f.previewReads(ctx, stmts, unixMicro)
 		if ok || err != nil {
-			return rs, version, err
+			return rs, version, tables, err
 		}
 	}
 	if err := f.wmu.LockCtx(ctx); err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	defer f.wmu.Unlock()
 	return f.preview(ctx, f.pv, pending, stmts, unixMicro, previewSeed(unixMicro, f.previews.Add(1)))
@@ -61,23 +73,23 @@ const previewReaders = 2
 // the writer's mutex: a long read in a transaction does not hold the
 // applier back. ok is false (and nothing ran) when a statement is not
 // read-only: the caller runs the preview on the writer's side.
-func (f *FSM) previewReads(ctx context.Context, stmts []Statement, unixMicro int64) (_ []Result, _ uint64, ok bool, _ error) {
+func (f *FSM) previewReads(ctx context.Context, stmts []Statement, unixMicro int64) (_ []Result, _ uint64, _ []string, ok bool, _ error) {
 	f.rmu.RLock()
 	defer f.rmu.RUnlock()
 	if f.closed {
-		return nil, 0, false, ErrClosed
+		return nil, 0, nil, false, ErrClosed
 	}
 	var c *sconn
 	select {
 	case c = <-f.pvReads:
 	case <-ctx.Done():
-		return nil, 0, false, ctx.Err()
+		return nil, 0, nil, false, ctx.Err()
 	}
 	defer func() { f.pvReads <- c }()
 	// Prepare inside a read transaction that has checked the schema, so
 	// read-only is decided against the current schema.
 	if err := c.exec("BEGIN; SELECT 1 FROM sqlite_schema LIMIT 1"); err != nil {
-		return nil, 0, false, fmt.Errorf("fsm: preview: %w", err)
+		return nil, 0, nil, false, fmt.Errorf("fsm: preview: %w", err)
 	}
 	readOnly := true
 	for _, st := range stmts {
@@ -98,21 +110,21 @@ func (f *FSM) previewReads(ctx context.Context, stmts []Statement, unixMicro int
 	}
 	_ = c.exec("ROLLBACK")
 	if !readOnly {
-		return nil, 0, false, nil
+		return nil, 0, nil, false, nil
 	}
-	rs, version, err := f.preview(ctx, c, nil, stmts, unixMicro, previewSeed(unixMicro, f.previews.Add(1)))
-	return rs, version, true, err
+	rs, version, tables, err := f.preview(ctx, c, nil, stmts, unixMicro, previewSeed(unixMicro, f.previews.Add(1)))
+	return rs, version, tables, true, err
 }
 
 // preview runs a preview on c (f.pv under wmu, or a pvReads connection).
-func (f *FSM) preview(ctx context.Context, c *sconn, pending []Statement, stmts []Statement, unixMicro int64, seed uint64) (results []Result, version uint64, err error) {
+func (f *FSM) preview(ctx context.Context, c *sconn, pending []Statement, stmts []Statement, unixMicro int64, seed uint64) (results []Result, version uint64, tables []string, err error) {
 	if c == nil {
-		return nil, 0, ErrClosed
+		return nil, 0, nil, ErrClosed
 	}
 	stop := interruptOnDone(ctx, c)
 	defer stop()
 	if err := c.exec("BEGIN"); err != nil {
-		return nil, 0, fmt.Errorf("fsm: preview: begin: %w", err)
+		return nil, 0, nil, fmt.Errorf("fsm: preview: begin: %w", err)
 	}
 	defer func() {
 		if !c.autocommit() {
@@ -123,37 +135,40 @@ func (f *FSM) preview(ctx context.Context, c *sconn, pending []Statement, stmts 
 	}()
 	rows, err := c.queryCached("SELECT value FROM _raftsql_meta WHERE key = 'applied_index'")
 	if err != nil || len(rows) != 1 {
-		return nil, 0, fmt.Errorf("fsm: preview: read applied index: %v", err)
+		return nil, 0, nil, fmt.Errorf("fsm: preview: read applied index: %v", err)
 	}
 	v, _ := rows[0][0].(int64)
 	version = uint64(v)
+	seen := tableSet{}
+	c.authSink = seen
+	defer func() { c.authSink = nil }()
 	c.setBudget(f.maxSteps)
 	c.entropy.reset(unixMicro, seed)
 	for i, st := range pending {
 		r, _, err := execWrite(c, st)
 		if cerr := ctx.Err(); cerr != nil {
-			return nil, version, cerr
+			return nil, version, nil, cerr
 		}
 		if err != nil && !errors.Is(err, errTxnLost) {
-			return nil, version, fmt.Errorf("fsm: preview: %w", err)
+			return nil, version, nil, fmt.Errorf("fsm: preview: %w", err)
 		}
 		if r.Err != nil {
-			return nil, version, fmt.Errorf("%w: statement %d of %d: %w", ErrPendingFailed, i+1, len(pending), r.Err)
+			return nil, version, nil, fmt.Errorf("%w: statement %d of %d: %w", ErrPendingFailed, i+1, len(pending), r.Err)
 		}
 	}
 	results = make([]Result, 0, len(stmts))
 	for _, st := range stmts {
 		r, _, err := execWrite(c, st)
 		if cerr := ctx.Err(); cerr != nil {
-			return nil, version, cerr
+			return nil, version, nil, cerr
 		}
 		if err != nil && !errors.Is(err, errTxnLost) {
-			return nil, version, fmt.Errorf("fsm: preview: %w", err)
+			return nil, version, nil, fmt.Errorf("fsm: preview: %w", err)
 		}
 		results = append(results, r)
 		if r.Err != nil {
 			break
 		}
 	}
-	return results, version, nil
+	return results, version, seen.sorted(), nil
 }

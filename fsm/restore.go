@@ -150,7 +150,7 @@ func prepareRestoreFile(path string, w *sconn, e consensus.Entry, cmd Command, r
 		return nil, err
 	}
 	if err := c.exec("PRAGMA journal_mode=DELETE; BEGIN IMMEDIATE;" + schemaSQL +
-		"DELETE FROM _raftsql_members; DELETE FROM _raftsql_sessions; DELETE FROM _raftsql_nodes;"); err != nil {
+		"DELETE FROM _raftsql_members; DELETE FROM _raftsql_sessions; DELETE FROM _raftsql_nodes; DELETE FROM _raftsql_table_writes;"); err != nil {
 		return asResult("prepare", err)
 	}
 	for _, m := range members {
@@ -177,6 +177,9 @@ func prepareRestoreFile(path string, w *sconn, e consensus.Entry, cmd Command, r
 		return asResult("meta", err)
 	}
 	if err := setMeta(c, "last_write_index", int64(e.Index)); err != nil {
+		return asResult("meta", err)
+	}
+	if err := setMeta(c, "last_schema_index", int64(e.Index)); err != nil {
 		return asResult("meta", err)
 	}
 	if err := setApplied(c, e.Index, e.Term); err != nil {

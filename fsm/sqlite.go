@@ -54,6 +54,17 @@ type sconn struct {
 	// entropy is the clock and PRNG of the function overrides (writer
 	// and preview only; see entropy.go), zero if none.
 	entropy entropy
+
+	// Table tracking (tables.go). tracking: the authorizer records into
+	// authSink, and each cached statement keeps its tables.
+	tracking bool
+	authSink tableSet
+	authFn   func(*libc.TLS, uintptr, int32, uintptr, uintptr, uintptr, uintptr) int32
+	// writeSink, when set, receives the tables the preupdate hook sees
+	// changed (writer only); lastTbl spares a string per row.
+	writeSink tableSet
+	lastTbl   string
+	hookFn    func(*libc.TLS, uintptr, uintptr, int32, uintptr, uintptr, int64, int64)
 }
 
 // openConn opens path and runs pragmas (each "name=value") on it.
@@ -167,6 +178,10 @@ type sstmt struct {
 	p     uintptr
 	sql   string // set when in the connection's LRU
 	inUse bool
+	// tables are the tables the statement reads or writes, as the
+	// authorizer saw them when SQLite last prepared it (tracking
+	// connections only).
+	tables []string
 }
 
 // prepareOne prepares the first statement of sql and returns the text
@@ -535,7 +550,7 @@ func (c *sconn) stmt(sql string) (*sstmt, func(), error) {
 			return s, func() { s.reset(); s.inUse = false }, nil
 		}
 	}
-	s, err := c.prepareSingle(sql)
+	s, err := c.prepareTracked(sql)
 	if err != nil || s == nil {
 		return nil, func() {}, err
 	}

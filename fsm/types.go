@@ -59,9 +59,16 @@ type Command struct {
 	// concurrency control for interactive transactions): it fails as a
 	// whole with CodeConflict, changing nothing, if an entry that changed
 	// the database (a write that committed, a restore) was applied after
-	// index ReadVersion — typically the version a Preview returned. See
-	// FSM.LastWriteIndex.
+	// index ReadVersion — typically the version a Preview returned — or,
+	// with ReadTables, one that changed the schema or one of those
+	// tables. See FSM.LastWriteIndex.
 	ReadVersion uint64
+	// ReadTables, with ReadVersion, narrows the conflict to these tables
+	// (lower-cased names; a view's are its tables'): the command fails
+	// only if one of them changed after ReadVersion, or the schema did
+	// (DDL, a restore). Empty: any change after ReadVersion conflicts.
+	// PreviewTx reports the tables a transaction's statements read.
+	ReadTables []string
 	// Restore, when set, is a whole SQLite database file (e.g. from
 	// FSM.Snapshot or GET /backup) that replaces the state on every node
 	// at this entry; Stmts must be empty then. The cluster's configuration,
