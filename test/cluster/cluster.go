@@ -98,6 +98,7 @@ type Node struct {
 	c       *Cluster
 	join    string // --join address, for a node added to a running cluster
 	learner bool
+	env     []string // extra environment (test-only hooks), see SetEnv
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -270,6 +271,15 @@ func (n *Node) SetJoin(member *Node) {
 	n.join = member.HTTPAddr
 }
 
+// SetEnv sets extra environment variables ("NAME=value") of the node's
+// next starts, e.g. RAFTSQL_TEST_CLOCK_RATE; SetEnv() clears them.
+// RAFTSQL_* variables of the test's own environment never reach a node.
+func (n *Node) SetEnv(kv ...string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.env = append([]string(nil), kv...)
+}
+
 // AddNode creates a node that joins the running cluster through the HTTP
 // API of member (--join), as a non-voting learner if learner, and starts
 // it (without waiting). raftsqld announces a joining node's --raft-addr
@@ -426,13 +436,17 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	n.starts++
 	args := n.argsLocked()
-	fmt.Fprintf(n.logFile, "=== harness: start #%d of %s at %s: %s %s\n", n.starts, n.ID,
-		time.Now().UTC().Format(time.RFC3339Nano), n.c.opts.Binary, strings.Join(args, " "))
+	envs := ""
+	if len(n.env) > 0 {
+		envs = strings.Join(n.env, " ") + " "
+	}
+	fmt.Fprintf(n.logFile, "=== harness: start #%d of %s at %s: %s%s %s\n", n.starts, n.ID,
+		time.Now().UTC().Format(time.RFC3339Nano), envs, n.c.opts.Binary, strings.Join(args, " "))
 	cmd := exec.Command(n.c.opts.Binary, args...)
 	cmd.Stdout = n.logFile
 	cmd.Stderr = n.logFile
 	cmd.Dir = n.Dir
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), n.env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("cluster: start %s: %w", n.ID, err)
