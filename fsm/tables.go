@@ -83,10 +83,12 @@ func (c *sconn) enableReadTracking() {
 	sqlite3.Xsqlite3_set_authorizer(c.tls, c.db, cFuncPointer(fn), 0)
 }
 
-// enableWriteTracking installs the preupdate hook that records the
-// tables changed while c.writeSink is set (the writer).
+// enableWriteTracking prepares the preupdate hook that records the
+// tables changed between startWrites and stopWrites (the writer). The
+// hook is set only then: SQLite does some work for it on every row
+// change, the fsm's own included.
 func (c *sconn) enableWriteTracking() {
-	fn := func(_ *libc.TLS, _ uintptr, _ uintptr, _ int32, _, zTbl uintptr, _, _ int64) {
+	c.hookFn = func(_ *libc.TLS, _ uintptr, _ uintptr, _ int32, _, zTbl uintptr, _, _ int64) {
 		if c.writeSink == nil || zTbl == 0 {
 			return
 		}
@@ -99,18 +101,21 @@ func (c *sconn) enableWriteTracking() {
 			c.writeSink[k] = struct{}{}
 		}
 	}
-	c.hookFn = fn
-	sqlite3.Xsqlite3_preupdate_hook(c.tls, c.db, cFuncPointer(fn), 0)
 }
 
-// startWrites starts recording the tables changed on c.
+// startWrites starts recording the tables changed on c. The statements
+// of entries run (and are prepared) only between startWrites and
+// stopWrites, so SQLite's truncate optimisation, which the hook turns
+// off at prepare, is off for all of them.
 func (c *sconn) startWrites() {
 	c.writeSink = tableSet{}
 	c.lastTbl = ""
+	sqlite3.Xsqlite3_preupdate_hook(c.tls, c.db, cFuncPointer(c.hookFn), 0)
 }
 
 // stopWrites stops recording and returns the tables changed.
 func (c *sconn) stopWrites() tableSet {
+	sqlite3.Xsqlite3_preupdate_hook(c.tls, c.db, 0, 0)
 	s := c.writeSink
 	c.writeSink = nil
 	c.lastTbl = ""
