@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -58,6 +59,9 @@ type Server struct {
 	errs   []error
 	// promote holds learners that joined as voters-to-be.
 	promote map[string]bool
+
+	// term mirrors the node's Raft term for the logs.
+	term atomic.Uint64
 
 	fatalc    chan struct{}
 	fatalOnce sync.Once
@@ -111,7 +115,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, promote: map[string]bool{}, metrics: newMetrics(), fatalc: make(chan struct{})}
+	s := &Server{cfg: cfg, promote: map[string]bool{}, metrics: newMetrics(), fatalc: make(chan struct{})}
+	s.log = slog.New(termHandler{inner: cfg.Logger.Handler(), term: &s.term})
 	defer func() {
 		if err != nil {
 			s.closeAll(context.Background())
@@ -236,6 +241,16 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil
 	})
 	s.goRun("promoter", func() error { s.promoteLoop(runCtx); return nil })
+	s.goRun("term", func() error {
+		for {
+			s.term.Store(s.node.Status().Term)
+			select {
+			case <-runCtx.Done():
+				return nil
+			case <-time.After(cfg.HeartbeatInterval):
+			}
+		}
+	})
 	s.goRun("directory", func() error { s.announceLoop(runCtx); return nil })
 	if fresh && cfg.Join != "" {
 		s.goRun("join", func() error {
