@@ -243,6 +243,9 @@ func (s *skewNemesis) run(ctx context.Context, p *jepsen.Probe) []jepsen.Fault {
 	kinds := []string{skewPause, skewIsolate}
 	turn, misses := 0, 0
 	for sleepCtx(ctx, time.Second) == nil {
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < 5*time.Second {
+			break // too little time left for a whole fault
+		}
 		target := ids[turn%len(ids)]
 		// Every node meets both kinds over two rounds.
 		kind := kinds[(turn+turn/len(ids))%len(kinds)]
@@ -358,7 +361,10 @@ func (s *skewNemesis) fault(ctx context.Context, p *jepsen.Probe, kind, target s
 	wg.Wait()
 	f.End = p.Clock.Now()
 	repl := "not replaced within 6s"
-	if newLeader != "" {
+	switch {
+	case ctx.Err() != nil && newLeader == "":
+		repl = "the run ended before it was replaced"
+	case newLeader != "":
 		repl = fmt.Sprintf("replaced by %s after %v", newLeader, after.Round(time.Millisecond))
 	}
 	f.Note = fmt.Sprintf("lease clock ×%g; %s; probe reads answered while cut off: lease %d, linearizable %d; after healing: lease %d, linearizable %d",
