@@ -99,7 +99,11 @@
 // ReadTables keeps the global check: _raftsql_meta's last_write_index is
 // the index of the last entry that changed the database (changed rows —
 // triggers and cascades included — or ran DDL; or a restore), and any
-// such entry after ReadVersion conflicts. No-ops, configuration changes
+// such entry after ReadVersion conflicts; so does a command whose
+// ReadTables hold "*", which PreviewTx adds when a statement used a
+// virtual table (FTS5 reads part of its shadow tables through blob
+// handles, which no authorizer sees, and the preupdate hook does not see
+// a virtual table's writes). No-ops, configuration changes
 // and failed entries move none of these. Because the preupdate hook is
 // set, SQLite's truncate optimisation is off on the writer: a DELETE
 // without WHERE deletes row by row (and counts against MaxEntrySteps).

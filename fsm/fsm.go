@@ -630,6 +630,9 @@ func (f *FSM) conflict(cmd Command) (*SQLError, error) {
 		}
 		return nil, nil
 	}
+	if slices.Contains(cmd.ReadTables, allTables) && f.batchLW > rv {
+		return conflictError(rv, f.batchLW), nil
+	}
 	if f.batchSchema > rv {
 		return &SQLError{Code: CodeConflict, Message: fmt.Sprintf(
 			"could not serialize access: the schema changed since the transaction read it (read at index %d, changed at index %d)", rv, f.batchSchema)}, nil

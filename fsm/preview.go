@@ -170,5 +170,14 @@ func (f *FSM) preview(ctx context.Context, c *sconn, pending []Statement, stmts 
 			break
 		}
 	}
-	return results, version, seen.sorted(), nil
+	tables = seen.sorted()
+	c.authSink = nil
+	virtual, err := usesVirtualTable(c, tables)
+	if err != nil {
+		return nil, version, nil, fmt.Errorf("fsm: preview: %w", err)
+	}
+	if virtual {
+		tables = append(tables, allTables)
+	}
+	return results, version, tables, nil
 }

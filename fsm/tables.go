@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 
 	"modernc.org/libc"
@@ -148,6 +149,9 @@ func recordTableWrites(w *sconn, tables tableSet, index uint64) error {
 // and its write index, or "" if none was.
 func tableConflict(w *sconn, tables []string, readVersion uint64) (string, uint64, error) {
 	for _, t := range tables {
+		if t == allTables {
+			continue // checked by the caller
+		}
 		rows, err := w.queryCached("SELECT idx FROM _raftsql_table_writes WHERE tbl = ?", strings.ToLower(t))
 		if err != nil {
 			return "", 0, err
@@ -190,7 +194,8 @@ func (c *sconn) noteTables(tables []string) {
 // firstStep is s.step() for the first step of a run, which adds the
 // statement's tables to the current sink: SQLite re-prepares a statement
 // whose schema changed there, and the tables it reports then replace the
-// statement's own.
+// statement's own; tables reported by statements prepared inside the
+// step (a virtual table's own, prepared lazily) are added to them.
 func (s *sstmt) firstStep() (bool, error) {
 	c := s.c
 	if !c.tracking {
@@ -198,12 +203,42 @@ func (s *sstmt) firstStep() (bool, error) {
 	}
 	outer := c.authSink
 	c.authSink = tableSet{}
+	before := sqlite3.Xsqlite3_stmt_status(c.tls, s.p, sqlite3.SQLITE_STMTSTATUS_REPREPARE, 0)
 	row, err := s.step()
 	seen := c.authSink
 	c.authSink = outer
 	if len(seen) > 0 {
+		if sqlite3.Xsqlite3_stmt_status(c.tls, s.p, sqlite3.SQLITE_STMTSTATUS_REPREPARE, 0) == before {
+			seen.addAll(s.tables)
+		}
 		s.tables = seen.sorted()
 	}
 	c.noteTables(s.tables)
 	return row, err
+}
+
+// allTables in Command.ReadTables makes the command conflict with any
+// change after its ReadVersion (as without ReadTables). PreviewTx adds it
+// when a statement used a virtual table: SQLite's preupdate hook does not
+// see a virtual table's writes, and what its module reads and writes
+// underneath (shadow tables) is the module's business.
+const allTables = "*"
+
+// usesVirtualTable reports whether one of tables is a virtual table.
+func usesVirtualTable(c *sconn, tables []string) (bool, error) {
+	if len(tables) == 0 {
+		return false, nil
+	}
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, t := range tables {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Quote(t))
+	}
+	b.WriteByte(']')
+	rows, err := c.queryCached(`SELECT 1 FROM sqlite_schema WHERE type = 'table' AND lower(name) IN (SELECT value FROM json_each(?))
+		AND sql LIKE 'CREATE VIRTUAL TABLE%' LIMIT 1`, b.String())
+	return len(rows) > 0, err
 }

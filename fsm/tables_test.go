@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/raftsql/raftsql/consensus"
@@ -209,5 +210,32 @@ func TestRestoreResetsTableWrites(t *testing.T) {
 	// r was written at 20 in the source's log: that index means nothing here.
 	if rs := applyOne(t, f, 4, txCmd(3, 2, 3, []string{"r"}, st("INSERT INTO r VALUES (3)"))); rs[0].Err != nil {
 		t.Fatalf("read after the restore: %+v", rs)
+	}
+}
+
+// TestVirtualTableConflictsWithAnything: a transaction that used a
+// virtual table (whose writes the preupdate hook does not see) conflicts
+// with any change after its version, however often it ran.
+func TestVirtualTableConflictsWithAnything(t *testing.T) {
+	f := openT(t, t.TempDir())
+	applyOne(t, f, 1, cmd(1, 1, st("CREATE VIRTUAL TABLE ft USING fts5(body)"), st("CREATE TABLE n(x)"), st("INSERT INTO ft(body) VALUES ('hello world')")))
+	ctx := context.Background()
+	var tables []string
+	for range 3 { // fresh, then cached statements
+		rs, _, ts, err := f.PreviewTx(ctx, nil, []Statement{st("SELECT count(*) FROM ft WHERE ft MATCH 'hello'")}, t0)
+		if err != nil || rs[0].Err != nil {
+			t.Fatal(err, rs)
+		}
+		if !slices.Contains(ts, "ft") || !slices.Contains(ts, allTables) {
+			t.Fatalf("tables %q", ts)
+		}
+		tables = ts
+	}
+	applyOne(t, f, 2, cmd(2, 1, st("INSERT INTO ft(body) VALUES ('hello again')")))
+	if rs := applyOne(t, f, 3, txCmd(3, 1, 1, tables, st("INSERT INTO n VALUES (1)"))); !isConflict(rs) {
+		t.Fatalf("fts5 table changed: %+v", rs)
+	}
+	if rs := applyOne(t, f, 4, txCmd(3, 2, 2, tables, st("INSERT INTO n VALUES (1)"))); rs[0].Err != nil {
+		t.Fatalf("nothing changed since 2: %+v", rs)
 	}
 }

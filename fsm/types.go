@@ -66,7 +66,8 @@ type Command struct {
 	// ReadTables, with ReadVersion, narrows the conflict to these tables
 	// (lower-cased names; a view's are its tables'): the command fails
 	// only if one of them changed after ReadVersion, or the schema did
-	// (DDL, a restore). Empty: any change after ReadVersion conflicts.
+	// (DDL, a restore). Empty, or holding "*": any change after
+	// ReadVersion conflicts.
 	// PreviewTx reports the tables a transaction's statements read.
 	ReadTables []string
 	// Restore, when set, is a whole SQLite database file (e.g. from
