@@ -107,10 +107,15 @@
 // and failed entries move none of these. Because the preupdate hook is
 // set, SQLite's truncate optimisation is off on the writer: a DELETE
 // without WHERE deletes row by row (and counts against MaxEntrySteps).
-// A database created before table tracking starts last_schema_index at
-// its last_write_index; nodes should be upgraded at the same log index
-// (a node upgraded later knows less per-table history and could decide a
-// conflict of a transaction read before the upgrade differently).
+// Per-table indexes are trusted only for a ReadVersion at or after
+// tables_since (_raftsql_meta), the index of the first entry with
+// ReadTables (set when it is applied; a restore sets it to its own
+// index): a node that ran an older fsm recorded no table writes before
+// its upgrade, and nodes upgrade at different indexes, but an entry with
+// ReadTables can only be proposed once every node decodes it (older
+// ones refuse version 5 commands as corrupt: upgrade every node before
+// clients use transactions). An earlier ReadVersion gets the global
+// check, the same on every node.
 //
 // # Snapshots and backups
 //
@@ -174,8 +179,8 @@
 //
 // The database is DIR/raftsql.db (WAL mode); open it with sqlite3 (read
 // only while the node runs). SELECT * FROM _raftsql_meta shows
-// applied_index, applied_term, conf_index, last_write_index and
-// last_schema_index; _raftsql_table_writes each table's last write;
+// applied_index, applied_term, conf_index, last_write_index,
+// last_schema_index and tables_since; _raftsql_table_writes each table's last write;
 // _raftsql_sessions the dedup state. A file left as raftsql.db.restore is an interrupted restore
 // and is removed at Open.
 package fsm

@@ -84,6 +84,10 @@ type FSM struct {
 	// batchSchema its value inside the batch being applied.
 	lastSchema  atomic.Uint64
 	batchSchema uint64
+	// tablesSince is tables_since as committed (0: not yet), batchSince
+	// its value inside the batch being applied; see conflict.
+	tablesSince atomic.Uint64
+	batchSince  uint64
 	amu         sync.Mutex
 	achange     chan struct{} // closed and replaced whenever applied moves
 
@@ -126,6 +130,7 @@ CREATE TABLE IF NOT EXISTS _raftsql_nodes(id TEXT PRIMARY KEY, http_addr TEXT NO
 CREATE TABLE IF NOT EXISTS _raftsql_table_writes(tbl TEXT PRIMARY KEY, idx INTEGER NOT NULL) WITHOUT ROWID;
 INSERT OR IGNORE INTO _raftsql_meta(key, value) VALUES ('applied_index', 0), ('applied_term', 0), ('conf_index', 0), ('last_write_index', 0);
 INSERT OR IGNORE INTO _raftsql_meta(key, value) SELECT 'last_schema_index', value FROM _raftsql_meta WHERE key = 'last_write_index';
+INSERT OR IGNORE INTO _raftsql_meta(key, value) VALUES ('tables_since', 0);
 `
 
 // Open opens (creating if needed) the database in dir.
@@ -195,6 +200,12 @@ func (f *FSM) openConns() error {
 		return fmt.Errorf("fsm: %s: %w", f.path, err)
 	}
 	f.lastSchema.Store(ls)
+	since, err := readMeta(w, "tables_since")
+	if err != nil {
+		w.close()
+		return fmt.Errorf("fsm: %s: %w", f.path, err)
+	}
+	f.tablesSince.Store(since)
 	// changes() in a statement reports the connection's last INSERT,
 	// UPDATE or DELETE. Every entry ends with setApplied (two rows), so
 	// the next entry starts with changes() = 2; make a fresh connection
@@ -441,6 +452,7 @@ func (f *FSM) applyBatch(entries []consensus.Entry) error {
 	var out []batchDelivery
 	f.batchLW = f.lastWrite.Load()
 	f.batchSchema = f.lastSchema.Load()
+	f.batchSince = f.tablesSince.Load()
 	for i, e := range entries {
 		w.setBudget(f.maxSteps)
 		switch {
@@ -472,7 +484,7 @@ func (f *FSM) applyBatch(entries []consensus.Entry) error {
 			default:
 				w.entropy.reset(cmd.UnixMicro, entrySeed(e.Index, e.Term))
 				var tables tableSet
-				rs, wrote, ddl, tables, err = f.applyCommand(cmd)
+				rs, wrote, ddl, tables, err = f.applyCommand(cmd, e.Index)
 				if err == nil && wrote {
 					err = recordTableWrites(w, tables, e.Index)
 				}
@@ -516,6 +528,7 @@ func (f *FSM) applyBatch(entries []consensus.Entry) error {
 	}
 	f.lastWrite.Store(f.batchLW)
 	f.lastSchema.Store(f.batchSchema)
+	f.tablesSince.Store(f.batchSince)
 	f.setApplied(last.Index)
 	for _, d := range out {
 		f.waiters.deliver(d.key, d.results)
@@ -542,7 +555,7 @@ func (f *FSM) applyBroken(cmd Command, derr error) ([]Result, error) {
 // the schema, see execWrite: last_write_index moves), whether it ran
 // DDL (last_schema_index moves) and the tables whose rows it changed; an
 // error means SQLite failed (not the command's SQL).
-func (f *FSM) applyCommand(cmd Command) (_ []Result, wrote, ddl bool, tables tableSet, _ error) {
+func (f *FSM) applyCommand(cmd Command, index uint64) (_ []Result, wrote, ddl bool, tables tableSet, _ error) {
 	if cmd.SessionID != 0 {
 		if prev, ok, err := f.dedup(cmd); err != nil || ok {
 			return prev, false, false, nil, err
@@ -550,7 +563,7 @@ func (f *FSM) applyCommand(cmd Command) (_ []Result, wrote, ddl bool, tables tab
 	}
 	w := f.w
 	if cmd.ReadVersion != 0 {
-		cerr, err := f.conflict(cmd)
+		cerr, err := f.conflict(cmd, index)
 		if err != nil {
 			return nil, false, false, nil, err
 		}
@@ -619,19 +632,31 @@ func (f *FSM) applyCommand(cmd Command) (_ []Result, wrote, ddl bool, tables tab
 	return results, wrote, ddl, tables, nil
 }
 
-// conflict decides whether cmd (with a ReadVersion) must fail: without
-// ReadTables, if anything changed the database after its version; with
-// them, if the schema changed (DDL, a restore) or one of its tables did.
-func (f *FSM) conflict(cmd Command) (*SQLError, error) {
+// conflict decides whether cmd (with a ReadVersion), the entry at index,
+// must fail: without ReadTables, if anything changed the database after
+// its version; with them, if the schema changed (DDL, a restore) or one
+// of its tables did.
+//
+// Per-table write indexes are complete on every node only from the first
+// entry with ReadTables on: a node that ran an older version of the fsm
+// before (an upgrade) recorded none, and nodes upgrade at different
+// indexes. So tables_since is set to the index of the first entry with
+// ReadTables (proposed once every node runs this version, since older
+// ones cannot decode it), the same on every node, and a command whose
+// ReadVersion is below it gets the global check.
+func (f *FSM) conflict(cmd Command, index uint64) (*SQLError, error) {
 	rv := cmd.ReadVersion
-	if len(cmd.ReadTables) == 0 {
+	if len(cmd.ReadTables) > 0 && f.batchSince == 0 {
+		if err := setMeta(f.w, "tables_since", int64(index)); err != nil {
+			return nil, err
+		}
+		f.batchSince = index
+	}
+	if len(cmd.ReadTables) == 0 || rv < f.batchSince || slices.Contains(cmd.ReadTables, allTables) {
 		if f.batchLW > rv {
 			return conflictError(rv, f.batchLW), nil
 		}
 		return nil, nil
-	}
-	if slices.Contains(cmd.ReadTables, allTables) && f.batchLW > rv {
-		return conflictError(rv, f.batchLW), nil
 	}
 	if f.batchSchema > rv {
 		return &SQLError{Code: CodeConflict, Message: fmt.Sprintf(

@@ -720,7 +720,7 @@ func TestCrashMidBatch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rs, _, _, _, err := f.applyCommand(c)
+		rs, _, _, _, err := f.applyCommand(c, e.Index)
 		if err != nil || rs[0].Err != nil {
 			t.Fatal(err, rs)
 		}

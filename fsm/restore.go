@@ -182,6 +182,9 @@ func prepareRestoreFile(path string, w *sconn, e consensus.Entry, cmd Command, r
 	if err := setMeta(c, "last_schema_index", int64(e.Index)); err != nil {
 		return asResult("meta", err)
 	}
+	if err := setMeta(c, "tables_since", int64(e.Index)); err != nil {
+		return asResult("meta", err)
+	}
 	if err := setApplied(c, e.Index, e.Term); err != nil {
 		return asResult("meta", err)
 	}

@@ -84,7 +84,9 @@ func tableWorkload() ([]consensus.Entry, map[uint64]bool) {
 			st("CREATE TABLE c(k TEXT PRIMARY KEY, v INTEGER) WITHOUT ROWID"),
 			st("CREATE TABLE log(n INTEGER)"),
 			st("CREATE TRIGGER b_log AFTER UPDATE ON b BEGIN INSERT INTO log VALUES (new.v); END"))),
-		ent(2, cmd(1, 2, st("INSERT INTO a VALUES (1, 100)"), st("INSERT INTO b VALUES (1, 100)"), st("INSERT INTO c VALUES ('x', 1)"))),
+		// The first entry with ReadTables: per-table checks from here on
+		// (tables_since); it gets the global check itself.
+		ent(2, txCmd(1, 2, 1, []string{"zz"}, st("INSERT INTO a VALUES (1, 100)"), st("INSERT INTO b VALUES (1, 100)"), st("INSERT INTO c VALUES ('x', 1)"))),
 		// Two transactions read at 2, on different tables: both commit.
 		ent(3, txCmd(2, 1, 2, []string{"a"}, st("UPDATE a SET v = v - 10 WHERE k = 1"))),
 		ent(4, txCmd(3, 1, 2, []string{"b"}, st("UPDATE b SET v = v + 10 WHERE k = 1"))),
@@ -155,6 +157,11 @@ func TestTableConflicts(t *testing.T) {
 	if rs := applyOne(t, b, 20, txCmd(11, 2, 17, []string{"a"}, st("UPDATE a SET v = 1"))); !isConflict(rs) {
 		t.Fatalf("after restart: %+v", rs)
 	}
+	// Read before tables_since (2): the global check, though zz never
+	// changed.
+	if rs := applyOne(t, b, 21, txCmd(11, 3, 1, []string{"zz"}, st("UPDATE a SET v = 2"))); !isConflict(rs) {
+		t.Fatalf("read before tables_since: %+v", rs)
+	}
 }
 
 // TestTableConflictsFromPreview: the tables PreviewTx reports make the
@@ -163,6 +170,8 @@ func TestTableConflictsFromPreview(t *testing.T) {
 	f := openT(t, t.TempDir())
 	applyOne(t, f, 1, cmd(1, 1, st("CREATE TABLE acct(id INTEGER PRIMARY KEY, bal INTEGER)"), st("CREATE TABLE hist(n INTEGER)"),
 		st("INSERT INTO acct VALUES (1, 10)")))
+	// The first entry with ReadTables starts the per-table checks.
+	applyOne(t, f, 2, txCmd(5, 1, 1, []string{"acct"}, st("SELECT 1")))
 	ctx := context.Background()
 	// T1 reads acct and writes hist; T2 writes hist only.
 	_, v1, t1, err := f.PreviewTx(ctx, nil, []Statement{st("SELECT bal FROM acct WHERE id = 1")}, t0)
@@ -184,11 +193,11 @@ func TestTableConflictsFromPreview(t *testing.T) {
 	ts.addAll(t1)
 	ts.addAll(t1b)
 	// A write to acct by someone else, then both commit attempts.
-	applyOne(t, f, 2, cmd(2, 1, st("UPDATE acct SET bal = 0")))
-	if rs := applyOne(t, f, 3, txCmd(3, 1, v2, t2, st("INSERT INTO hist VALUES (1)"))); rs[0].Err != nil {
+	applyOne(t, f, 3, cmd(2, 1, st("UPDATE acct SET bal = 0")))
+	if rs := applyOne(t, f, 4, txCmd(3, 1, v2, t2, st("INSERT INTO hist VALUES (1)"))); rs[0].Err != nil {
 		t.Fatalf("T2: %+v", rs)
 	}
-	if rs := applyOne(t, f, 4, txCmd(4, 1, v1, ts.sorted(), st("INSERT INTO hist VALUES (10)"))); !isConflict(rs) {
+	if rs := applyOne(t, f, 5, txCmd(4, 1, v1, ts.sorted(), st("INSERT INTO hist VALUES (10)"))); !isConflict(rs) {
 		t.Fatalf("T1 read acct, which changed: %+v", rs)
 	}
 }
