@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -396,12 +397,26 @@ func TestLeaderRemovesItself(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	id := c.cfgs[lead].ID
-	code, body := httpDo(t, "POST", "http://"+c.servers[lead].HTTPAddr()+"/remove", []byte(fmt.Sprintf(`{"id":%q}`, id)))
+	// 503 means "no leader right now, retry" (an election on a loaded
+	// machine); anything else is the answer.
+	var code int
+	var body []byte
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		code, body = httpDo(t, "POST", "http://"+c.servers[lead].HTTPAddr()+"/remove", []byte(fmt.Sprintf(`{"id":%q}`, id)))
+		if code != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if code != 200 {
 		t.Fatalf("leader removing itself: %d %s", code, body)
 	}
 	other := (lead + 1) % 3
 	st := c.servers[other].node.Status()
+	for deadline := time.Now().Add(10 * time.Second); (st.Lead == id || st.Lead == "") && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		st = c.servers[other].node.Status()
+	}
 	if st.Lead == id || st.Lead == "" {
 		t.Fatalf("after removing the old leader, node %d follows %q", other+1, st.Lead)
 	}
