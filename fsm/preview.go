@@ -170,14 +170,5 @@ func (f *FSM) preview(ctx context.Context, c *sconn, pending []Statement, stmts 
 			break
 		}
 	}
-	tables = seen.sorted()
-	c.authSink = nil
-	virtual, err := usesVirtualTable(c, tables)
-	if err != nil {
-		return nil, version, nil, fmt.Errorf("fsm: preview: %w", err)
-	}
-	if virtual {
-		tables = append(tables, allTables)
-	}
-	return results, version, tables, nil
+	return results, version, seen.sorted(), nil
 }

@@ -178,10 +178,24 @@ func (c *sconn) prepareTracked(sql string) (*sstmt, error) {
 	seen := c.authSink
 	c.authSink = outer
 	if s != nil {
-		s.tables = seen.sorted()
+		s.tables = c.withVirtual(seen.sorted())
 	}
 	c.noteTables(seen.sorted())
 	return s, err
+}
+
+// withVirtual returns tables, plus allTables if one of them is a virtual
+// table (or that cannot be told). It runs when a statement is prepared,
+// not at every run.
+func (c *sconn) withVirtual(tables []string) []string {
+	outer := c.authSink
+	c.authSink = nil
+	virtual, err := usesVirtualTable(c, tables)
+	c.authSink = outer
+	if (virtual || err != nil) && !slices.Contains(tables, allTables) {
+		tables = append(tables, allTables)
+	}
+	return tables
 }
 
 // noteTables adds tables to the current sink, if any.
@@ -211,17 +225,20 @@ func (s *sstmt) firstStep() (bool, error) {
 		if sqlite3.Xsqlite3_stmt_status(c.tls, s.p, sqlite3.SQLITE_STMTSTATUS_REPREPARE, 0) == before {
 			seen.addAll(s.tables)
 		}
-		s.tables = seen.sorted()
+		delete(seen, allTables)
+		s.tables = c.withVirtual(seen.sorted())
 	}
 	c.noteTables(s.tables)
 	return row, err
 }
 
 // allTables in Command.ReadTables makes the command conflict with any
-// change after its ReadVersion (as without ReadTables). PreviewTx adds it
-// when a statement used a virtual table: SQLite's preupdate hook does not
-// see a virtual table's writes, and what its module reads and writes
-// underneath (shadow tables) is the module's business.
+// change after its ReadVersion (as without ReadTables). A statement that
+// uses a virtual table has it among its tables (so PreviewTx reports
+// it): SQLite's preupdate hook does not see a virtual table's writes,
+// and what its module reads and writes underneath (shadow tables, FTS5's
+// partly through blob handles, which no authorizer sees) is the module's
+// business.
 const allTables = "*"
 
 // usesVirtualTable reports whether one of tables is a virtual table.
