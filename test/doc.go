@@ -9,6 +9,13 @@
 //	go test ./test/ -run TestJepsen -v -timeout 60m -args -duration=10m -seed=42
 //	SEED=42 DURATION=10m go test ./test/ -run TestJepsen -v -timeout 60m
 //	make jepsen DURATION=10m SEED=42                  # the same through the Makefile
+//	go test ./test/ -run TestClockSkew -v -args -skew.duration=5m -skew.rates=0.95,1.5,0.5 -skew.want-stale
+//
+// TestClockSkew runs nodes whose lease clock runs slow or fast (raftsqld's
+// test-only RAFTSQL_TEST_CLOCK_RATE, see cluster.Node.SetEnv), makes each
+// the leader and cuts it off: lease reads must stay linearizable on a node
+// whose clock is inside the drift bound; on one far outside it stale lease
+// reads are outside the guarantee and reported, not asserted.
 //
 // Flags (after -args): -seed, -duration, -nodes (TestJepsen's cluster size,
 // default 3), -keep (keep the artifacts of passing tests too). A seed of 0
