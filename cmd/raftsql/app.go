@@ -17,6 +17,8 @@ import (
 	"github.com/chzyer/readline"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/urfave/cli/v2"
+
+	"github.com/raftsql/raftsql/auth"
 )
 
 // Run is the whole command: main only adds signals and the exit status.
@@ -486,7 +488,7 @@ func (e env) passwdCommand(stdin io.Reader, stdout io.Writer) *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "auth-file", Required: true, EnvVars: []string{"RAFTSQL_AUTH_FILE"}, Usage: "the `FILE` raftsqld reads with --auth-file"},
 			&cli.BoolFlag{Name: "password-stdin", Usage: "read the password from the first line of stdin instead of prompting"},
-			&cli.IntFlag{Name: "iterations", Value: scramIterations, Usage: "PBKDF2 iterations"},
+			&cli.IntFlag{Name: "iterations", Value: auth.DefaultIterations, Usage: "PBKDF2 iterations"},
 		},
 		Action: func(c *cli.Context) error {
 			user, err := oneArg(c, "USER")
@@ -514,15 +516,15 @@ func (e env) passwdCommand(stdin io.Reader, stdout io.Writer) *cli.Command {
 					return fmt.Errorf("%w: the passwords differ", ErrBadPassword)
 				}
 			}
-			salt := make([]byte, 16)
+			salt := make([]byte, auth.SaltLen)
 			if _, err := io.ReadFull(e.random, salt); err != nil {
 				return fmt.Errorf("salt: %w", err)
 			}
-			v, err := scramVerifier(pw, salt, c.Int("iterations"))
+			v, err := auth.NewVerifier(pw, salt, c.Int("iterations"))
 			if err != nil {
 				return err
 			}
-			if err := setAuthEntry(c.String("auth-file"), user, v); err != nil {
+			if err := setAuthEntry(c.String("auth-file"), user, v.Encode()); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "passwd: set the password of %s in %s\n", user, c.String("auth-file"))

@@ -54,7 +54,7 @@
 //
 // writes USER's SCRAM-SHA-256 verifier into the auth file that raftsqld
 // reads with --auth-file (a line "USER:" + PostgreSQL's rolpassword
-// format, see passwd.go), replacing an older line of the user, through a
+// format, defined by package auth), replacing an older line of the user, through a
 // temporary file and a rename, mode 0600. The password is asked twice
 // without echo on a terminal; the file never holds it.
 //

@@ -1,36 +1,15 @@
 package main
 
 import (
-	"encoding/base64"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-func TestScramVerifierMatchesPostgreSQL(t *testing.T) {
-	// Made by PostgreSQL 15: CREATE ROLE vec PASSWORD 'correct horse'
-	// with password_encryption = 'scram-sha-256'.
-	const pg = "SCRAM-SHA-256$4096:w+9nfLE/V38aoMIZvZ4Y+w==$okhuszwu1ikA7JDaZys4d5kRencEkFIF0nSQoO7cVik=:dIyeipXPxfX+nQMdlsqBr7kyMidPxDHFILC7Yqr7aT8="
-	salt, _ := base64.StdEncoding.DecodeString("w+9nfLE/V38aoMIZvZ4Y+w==")
-	got, err := scramVerifier("correct horse", salt, 4096)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != pg {
-		t.Errorf("got  %s\nwant %s", got, pg)
-	}
-	if other, _ := scramVerifier("correct horsf", salt, 4096); other == pg {
-		t.Error("another password gave the same verifier")
-	}
-	for _, bad := range []string{"", "naïve", "tab\there"} {
-		if _, err := scramVerifier(bad, salt, 4096); !errors.Is(err, ErrBadPassword) {
-			t.Errorf("password %q: err %v, want ErrBadPassword", bad, err)
-		}
-	}
-}
+	"github.com/raftsql/raftsql/auth"
+)
 
 func TestSetAuthEntry(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "auth")
@@ -72,7 +51,8 @@ func TestRunPasswd(t *testing.T) {
 		t.Fatalf("%v: %s", err, errOut.String())
 	}
 	got, _ := os.ReadFile(path)
-	want, _ := scramVerifier("correct horse", []byte(strings.Repeat("s", 16)), scramIterations)
+	v, _ := auth.NewVerifier("correct horse", []byte(strings.Repeat("s", 16)), auth.DefaultIterations)
+	want := v.Encode()
 	if string(got) != "alice:"+want+"\n" {
 		t.Errorf("file %q, want alice:%s", got, want)
 	}
