@@ -108,14 +108,18 @@
 // set, SQLite's truncate optimisation is off on the writer: a DELETE
 // without WHERE deletes row by row (and counts against MaxEntrySteps).
 // Per-table indexes are trusted only for a ReadVersion at or after
-// tables_since (_raftsql_meta), the index of the first entry with
-// ReadTables (set when it is applied; a restore sets it to its own
-// index): a node that ran an older fsm recorded no table writes before
-// its upgrade, and nodes upgrade at different indexes, but an entry with
-// ReadTables can only be proposed once every node decodes it (older
-// ones refuse version 5 commands as corrupt: upgrade every node before
-// clients use transactions). An earlier ReadVersion gets the global
-// check, the same on every node.
+// tables_since (_raftsql_meta): 1 in a database created empty by this
+// version; a restore sets it to its own index. A database an older fsm
+// wrote recorded no table writes before its upgrade, and nodes upgrade
+// at different indexes: its tables_since is set by the first entry with
+// ReadTables, which can only be proposed once every node decodes it
+// (older ones refuse version 5 commands as corrupt: upgrade every node
+// before clients use transactions). An earlier ReadVersion gets the
+// global check, the same on every node. Not covered: a cluster upgraded
+// that way which then adds an empty node replaying the log from index 1
+// (not from a snapshot): that node tracks from 1, the others from the
+// first entry with ReadTables, and they could decide a transaction read
+// in between differently.
 //
 // # Snapshots and backups
 //

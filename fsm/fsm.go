@@ -130,7 +130,7 @@ CREATE TABLE IF NOT EXISTS _raftsql_nodes(id TEXT PRIMARY KEY, http_addr TEXT NO
 CREATE TABLE IF NOT EXISTS _raftsql_table_writes(tbl TEXT PRIMARY KEY, idx INTEGER NOT NULL) WITHOUT ROWID;
 INSERT OR IGNORE INTO _raftsql_meta(key, value) VALUES ('applied_index', 0), ('applied_term', 0), ('conf_index', 0), ('last_write_index', 0);
 INSERT OR IGNORE INTO _raftsql_meta(key, value) SELECT 'last_schema_index', value FROM _raftsql_meta WHERE key = 'last_write_index';
-INSERT OR IGNORE INTO _raftsql_meta(key, value) VALUES ('tables_since', 0);
+INSERT OR IGNORE INTO _raftsql_meta(key, value) SELECT 'tables_since', iif(value = 0, 1, 0) FROM _raftsql_meta WHERE key = 'applied_index';
 `
 
 // Open opens (creating if needed) the database in dir.
@@ -637,13 +637,14 @@ func (f *FSM) applyCommand(cmd Command, index uint64) (_ []Result, wrote, ddl bo
 // its version; with them, if the schema changed (DDL, a restore) or one
 // of its tables did.
 //
-// Per-table write indexes are complete on every node only from the first
-// entry with ReadTables on: a node that ran an older version of the fsm
-// before (an upgrade) recorded none, and nodes upgrade at different
-// indexes. So tables_since is set to the index of the first entry with
-// ReadTables (proposed once every node runs this version, since older
-// ones cannot decode it), the same on every node, and a command whose
-// ReadVersion is below it gets the global check.
+// Per-table write indexes are complete from tables_since on: 1 for a
+// database this version created empty (every write was tracked). A
+// database an older fsm wrote (an upgrade) has none recorded before its
+// upgrade, and nodes upgrade at different indexes; its tables_since is
+// 0 until the first entry with ReadTables (proposed once every node runs
+// this version: older ones cannot decode it) sets it to that entry's
+// index, the same on every node. A command whose ReadVersion is below
+// tables_since gets the global check.
 func (f *FSM) conflict(cmd Command, index uint64) (*SQLError, error) {
 	rv := cmd.ReadVersion
 	if len(cmd.ReadTables) > 0 && f.batchSince == 0 {

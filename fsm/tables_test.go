@@ -84,8 +84,6 @@ func tableWorkload() ([]consensus.Entry, map[uint64]bool) {
 			st("CREATE TABLE c(k TEXT PRIMARY KEY, v INTEGER) WITHOUT ROWID"),
 			st("CREATE TABLE log(n INTEGER)"),
 			st("CREATE TRIGGER b_log AFTER UPDATE ON b BEGIN INSERT INTO log VALUES (new.v); END"))),
-		// The first entry with ReadTables: per-table checks from here on
-		// (tables_since); it gets the global check itself.
 		ent(2, txCmd(1, 2, 1, []string{"zz"}, st("INSERT INTO a VALUES (1, 100)"), st("INSERT INTO b VALUES (1, 100)"), st("INSERT INTO c VALUES ('x', 1)"))),
 		// Two transactions read at 2, on different tables: both commit.
 		ent(3, txCmd(2, 1, 2, []string{"a"}, st("UPDATE a SET v = v - 10 WHERE k = 1"))),
@@ -157,11 +155,6 @@ func TestTableConflicts(t *testing.T) {
 	if rs := applyOne(t, b, 20, txCmd(11, 2, 17, []string{"a"}, st("UPDATE a SET v = 1"))); !isConflict(rs) {
 		t.Fatalf("after restart: %+v", rs)
 	}
-	// Read before tables_since (2): the global check, though zz never
-	// changed.
-	if rs := applyOne(t, b, 21, txCmd(11, 3, 1, []string{"zz"}, st("UPDATE a SET v = 2"))); !isConflict(rs) {
-		t.Fatalf("read before tables_since: %+v", rs)
-	}
 }
 
 // TestTableConflictsFromPreview: the tables PreviewTx reports make the
@@ -170,8 +163,7 @@ func TestTableConflictsFromPreview(t *testing.T) {
 	f := openT(t, t.TempDir())
 	applyOne(t, f, 1, cmd(1, 1, st("CREATE TABLE acct(id INTEGER PRIMARY KEY, bal INTEGER)"), st("CREATE TABLE hist(n INTEGER)"),
 		st("INSERT INTO acct VALUES (1, 10)")))
-	// The first entry with ReadTables starts the per-table checks.
-	applyOne(t, f, 2, txCmd(5, 1, 1, []string{"acct"}, st("SELECT 1")))
+	applyOne(t, f, 2, cmd(5, 1, st("SELECT 1")))
 	ctx := context.Background()
 	// T1 reads acct and writes hist; T2 writes hist only.
 	_, v1, t1, err := f.PreviewTx(ctx, nil, []Statement{st("SELECT bal FROM acct WHERE id = 1")}, t0)
@@ -246,5 +238,43 @@ func TestVirtualTableConflictsWithAnything(t *testing.T) {
 	}
 	if rs := applyOne(t, f, 4, txCmd(3, 2, 2, tables, st("INSERT INTO n VALUES (1)"))); rs[0].Err != nil {
 		t.Fatalf("nothing changed since 2: %+v", rs)
+	}
+}
+
+// TestTablesSinceAfterUpgrade: in a database an older fsm wrote (no
+// tables_since, no table writes recorded), the per-table checks start at
+// the first entry with ReadTables; a transaction read before it gets the
+// global check. A database created empty tracks from index 1.
+func TestTablesSinceAfterUpgrade(t *testing.T) {
+	f := openT(t, t.TempDir())
+	if got, _ := readMeta(f.w, "tables_since"); got != 1 {
+		t.Fatalf("fresh tables_since = %d", got)
+	}
+	applyOne(t, f, 1, cmd(1, 1, st("CREATE TABLE a(x)"), st("CREATE TABLE b(x)")))
+	applyOne(t, f, 2, cmd(1, 2, st("INSERT INTO a VALUES (1)")))
+	// What an older fsm left: no tables_since, no table writes.
+	if err := f.w.exec("DELETE FROM _raftsql_meta WHERE key = 'tables_since'; DELETE FROM _raftsql_table_writes"); err != nil {
+		t.Fatal(err)
+	}
+	dir := f.Dir()
+	f.Close()
+	f = openT(t, dir)
+	if got, _ := readMeta(f.w, "tables_since"); got != 0 {
+		t.Fatalf("upgraded tables_since = %d", got)
+	}
+	// The first entry with ReadTables (read at 1; a changed at 2, b never):
+	// the global check.
+	if rs := applyOne(t, f, 3, txCmd(2, 1, 1, []string{"b"}, st("INSERT INTO b VALUES (1)"))); !isConflict(rs) {
+		t.Fatalf("first entry with tables: %+v", rs)
+	}
+	if got, _ := readMeta(f.w, "tables_since"); got != 3 {
+		t.Fatalf("tables_since = %d, want 3", got)
+	}
+	applyOne(t, f, 4, cmd(1, 3, st("INSERT INTO a VALUES (2)")))
+	if rs := applyOne(t, f, 5, txCmd(2, 2, 2, []string{"b"}, st("INSERT INTO b VALUES (2)"))); !isConflict(rs) {
+		t.Fatalf("read before tables_since: %+v", rs)
+	}
+	if rs := applyOne(t, f, 6, txCmd(2, 3, 3, []string{"b"}, st("INSERT INTO b VALUES (3)"))); rs[0].Err != nil {
+		t.Fatalf("read at tables_since, b unchanged: %+v", rs)
 	}
 }
