@@ -292,6 +292,9 @@ func (c *conn) acceptStartup(ctx context.Context, m *pgproto3.StartupMessage) bo
 	if c.database == "" {
 		c.database = c.user
 	}
+	if c.srv.cfg.AuthUsers != nil && !c.authUsers() {
+		return false
+	}
 	if c.srv.cfg.Users != nil {
 		if err := c.scramAuth(c.user); err != nil {
 			c.log.Debug("pgwire: authentication failed", "user", c.user, "err", err)

@@ -13,6 +13,7 @@
 //		MaxConns: 0,             // 0: unbounded
 //		TLSConfig: nil,          // nil answers SSLRequest with 'N'
 //		Users: nil,              // user → SCRAMVerifier; nil: no passwords
+//		AuthUsers: nil,          // or *auth.Users (--auth-file, auth.SCRAMServer; auth.go)
 //		Authenticate: nil,       // extra user/database check, nil: none
 //	})
 //	err = srv.Serve(ctx, listener) // until ctx ends: ErrServerClosed

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/raftsql/raftsql/auth"
 	"github.com/raftsql/raftsql/fsm"
 	"github.com/raftsql/raftsql/sqltext"
 )
@@ -78,6 +79,7 @@ const (
 	codeNoActiveTxn           = "25P01"
 	codeActiveTxn             = "25001"
 	codeProtocolViolation     = "08P01"
+	codeInvalidPassword       = "28P01"
 	codeFeatureNotSupported   = "0A000"
 	codeInvalidParameterValue = "22023"
 	codeInFailedTxn           = "25P02"
@@ -294,7 +296,9 @@ func toErrorResponse(err error, query string, offset int) *pgproto3.ErrorRespons
 		r.Code = codeUnknownStatement
 	case errors.Is(err, ErrUnknownPortal):
 		r.Code = codeUnknownPortal
-	case errors.Is(err, ErrProtocol), errors.Is(err, ErrTooLarge):
+	case errors.Is(err, auth.ErrAuthFailed):
+		r.Code = codeInvalidPassword
+	case errors.Is(err, ErrProtocol), errors.Is(err, ErrTooLarge), errors.Is(err, auth.ErrProtocol):
 		r.Code = codeProtocolViolation
 	}
 	return r

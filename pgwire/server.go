@@ -12,6 +12,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/raftsql/raftsql/auth"
 )
 
 // Config configures a Server. Engine is required; everything else has a
@@ -35,6 +37,13 @@ type Config struct {
 	// client then fails like one with a wrong password, 28P01). Nil
 	// accepts any user without a password.
 	Users func(user string) (SCRAMVerifier, bool)
+	// AuthUsers, when set, makes clients authenticate with SCRAM-SHA-256
+	// against an auth file's users (auth.LoadFile), through
+	// auth.SCRAMServer: an unknown user gets a mock verifier that cannot
+	// be told from a real one, and fails at the end like a wrong
+	// password (28P01); malformed SASL messages get 08P01. Exclusive
+	// with Users.
+	AuthUsers *auth.Users
 	// Authenticate, when set, is called with the startup user and
 	// database after any password check; an error refuses the connection
 	// (28000).
@@ -67,6 +76,9 @@ type Server struct {
 func NewServer(cfg Config) (*Server, error) {
 	if cfg.Engine == nil {
 		return nil, errors.New("pgwire: Config.Engine is required")
+	}
+	if cfg.Users != nil && cfg.AuthUsers != nil {
+		return nil, errors.New("pgwire: Config.Users and Config.AuthUsers are exclusive")
 	}
 	if cfg.MaxMessageSize <= 0 {
 		cfg.MaxMessageSize = defaultMaxMessageSize
