@@ -13,7 +13,7 @@
 //
 // raftsqld calls Load once at start-up with its flags (Options); it reads
 // and checks every file, so that a bad file stops the node with an error
-// naming it, and returns a Setup: Users for pgwire.Config.Users and the
+// naming it, and returns a Setup: Users for pgwire.Config.AuthUsers and the
 // HTTP API (Setup.HTTPHandler), ClientTLS for pgwire.Config.TLSConfig,
 // HTTPTLS for the HTTP listener, PeerServer for
 // transport.TCPConfig.TLS, and HTTPClient for a node's calls to another

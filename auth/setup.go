@@ -17,7 +17,7 @@ type Options struct {
 // Setup is what the flags configure, loaded and checked once at start-up.
 // A nil field means that feature is off.
 type Setup struct {
-	// Users (--auth-file) go to pgwire.Config.Users and BasicAuth.
+	// Users (--auth-file) go to pgwire.Config.AuthUsers and BasicAuth.
 	Users *Users
 	// ClientTLS (--tls-cert, --tls-key) goes to pgwire.Config.TLSConfig.
 	ClientTLS *tls.Config
