@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/raftsql/raftsql/auth"
 	"github.com/raftsql/raftsql/consensus"
 )
 
@@ -64,7 +65,13 @@ func (a *httpAPI) routes() http.Handler {
 	mux.HandleFunc("GET /status", a.status)
 	mux.HandleFunc("GET /readyz", a.readyz)
 	mux.HandleFunc("GET /metrics", a.metrics)
-	mux.HandleFunc("POST /join", a.join)
+	if a.s.cfg.PeerTLS {
+		// Under --peer-tls only a node with a certificate of the cluster's
+		// CA (or an operator who passed the password check) may join.
+		mux.Handle("POST /join", auth.RequireNode(http.HandlerFunc(a.join)))
+	} else {
+		mux.HandleFunc("POST /join", a.join)
+	}
 	mux.HandleFunc("POST /remove", a.remove)
 	mux.HandleFunc("POST /transfer-leadership", a.transfer)
 	mux.HandleFunc("GET /backup", a.backup)

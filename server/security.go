@@ -6,7 +6,6 @@ import (
 	"net"
 
 	"github.com/raftsql/raftsql/auth"
-	"github.com/raftsql/raftsql/pgwire"
 )
 
 // loadSecurity reads the auth file and certificates the flags name, so
@@ -21,23 +20,6 @@ func (c *Config) loadSecurity() (*auth.Setup, error) {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	return setup, nil
-}
-
-// pgUsers adapts the auth file's verifiers to the front end's SCRAM
-// exchange (both are PostgreSQL's rolpassword form). Nil when no auth file
-// is set: clients are then accepted without a password.
-func pgUsers(users *auth.Users) func(string) (pgwire.SCRAMVerifier, bool) {
-	if users == nil {
-		return nil
-	}
-	return func(user string) (pgwire.SCRAMVerifier, bool) {
-		v, ok := users.Lookup(user)
-		if !ok {
-			return pgwire.SCRAMVerifier{}, false
-		}
-		pv, err := pgwire.ParseSCRAMVerifier(v.Encode())
-		return pv, err == nil
-	}
 }
 
 // tlsListener wraps ln in TLS when cfg is set.

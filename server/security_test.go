@@ -92,3 +92,27 @@ func TestTLSForClientsAndPeers(t *testing.T) {
 	}
 	resp.Body.Close()
 }
+
+func TestPeerTLSJoinNeedsANodeCertificate(t *testing.T) {
+	ca := authtest.NewCA(t, "raftsql-test-ca")
+	c := startClusterWith(t, 1, func(cfg *Config) {
+		cfg.TLSCert, cfg.TLSKey = ca.Issue(t, "node1", authtest.CertOptions{})
+		cfg.TLSCA, cfg.PeerTLS = ca.CertFile, true
+	})
+	c.waitLeader()
+	// A client that trusts the CA but has no certificate of its own may not
+	// add a member.
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool}}}
+	url := "https://" + strings.Replace(c.servers[0].HTTPAddr(), "127.0.0.1", "localhost", 1) + "/join"
+	resp, err := client.Post(url, "application/json", strings.NewReader(`{"id":"9","raft_addr":"127.0.0.1:1","voter":false}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden && resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("anonymous /join under --peer-tls: %d, want 401 or 403", resp.StatusCode)
+	}
+	if len(c.servers[0].node.Status().Conf.Members) != 1 {
+		t.Fatalf("configuration changed: %+v", c.servers[0].node.Status().Conf)
+	}
+}

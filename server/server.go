@@ -210,7 +210,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Engine:    s.eng,
 		Logger:    s.log,
 		TLSConfig: s.sec.ClientTLS,
-		Users:     pgUsers(s.sec.Users),
+		AuthUsers: s.sec.Users,
 	}); err != nil {
 		cancel()
 		return nil, err
