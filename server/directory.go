@@ -37,9 +37,11 @@ func (s *Server) announceLoop(ctx context.Context) {
 				if err != nil {
 					s.log.Debug("announcing this node's addresses", "err", err)
 				} else {
+					s.registered.Store(true)
 					s.log.Info("announced this node's addresses", "http", me.HTTPAddr, "pg", me.PGAddr)
 				}
 			} else if err == nil {
+				s.registered.Store(true)
 				interval = 5 * time.Second
 			}
 		}

@@ -62,6 +62,8 @@ type Server struct {
 
 	// term mirrors the node's Raft term for the logs.
 	term atomic.Uint64
+	// registered is set once the directory holds this node's addresses.
+	registered atomic.Bool
 
 	fatalc    chan struct{}
 	fatalOnce sync.Once
@@ -382,6 +384,12 @@ func (s *Server) ready() error {
 	target := min(s.startIndex, st.Commit)
 	if applied := s.fsm.AppliedIndex(); applied < target {
 		return fmt.Errorf("catching up: applied %d of %d", applied, target)
+	}
+	// Ready also means registered: the node's addresses are in the
+	// replicated directory, so that no write of its own follows readiness
+	// (and members can forward to it).
+	if !s.registered.Load() {
+		return errors.New("registering this node's addresses in the cluster directory")
 	}
 	return nil
 }
