@@ -54,8 +54,17 @@ func TestAuthFileRequiresPasswords(t *testing.T) {
 		t.Fatalf("/status with credentials: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	if code, body := httpDo(t, "GET", base+"/readyz", nil); code != http.StatusOK {
-		t.Fatalf("/readyz: %d %s", code, body)
+	// /readyz needs no credentials (it answers 503 until the node is
+	// registered, never 401).
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		code, body := httpDo(t, "GET", base+"/readyz", nil)
+		if code == http.StatusOK {
+			break
+		}
+		if code != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			t.Fatalf("/readyz: %d %s", code, body)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
