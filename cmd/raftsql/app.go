@@ -255,44 +255,9 @@ func (e env) run(ctx context.Context, args []string, stdin io.Reader, stdout, st
 					return nil
 				},
 			},
-			{
-				Name:      "remove",
-				Usage:     "remove node ID from the cluster",
-				ArgsUsage: "ID",
-				Flags:     adminFlags(),
-				Action: func(c *cli.Context) error {
-					id, err := oneArg(c, "ID")
-					if err != nil {
-						return err
-					}
-					ctx, cancel := withTimeout(c)
-					defer cancel()
-					if err := remove(ctx, e.adminClients(c), id); err != nil {
-						return err
-					}
-					fmt.Fprintf(stdout, "remove: node %s removed\n", id)
-					return nil
-				},
-			},
-			{
-				Name:      "transfer-leadership",
-				Usage:     "hand leadership to node ID",
-				ArgsUsage: "ID",
-				Flags:     adminFlags(),
-				Action: func(c *cli.Context) error {
-					id, err := oneArg(c, "ID")
-					if err != nil {
-						return err
-					}
-					ctx, cancel := withTimeout(c)
-					defer cancel()
-					if err := transferLeadership(ctx, e.adminClients(c), id); err != nil {
-						return err
-					}
-					fmt.Fprintf(stdout, "transfer-leadership: the cluster accepted the transfer to node %s\n", id)
-					return nil
-				},
-			},
+			e.idCommand(stdout, "remove", "remove node ID from the cluster", remove, "remove: node %s removed\n"),
+			e.idCommand(stdout, "transfer-leadership", "hand leadership to node ID", transferLeadership,
+				"transfer-leadership: the cluster accepted the transfer to node %s\n"),
 			e.benchCommand(stdout, stderr),
 			e.passwdCommand(stdin, stdout),
 		},
@@ -528,6 +493,30 @@ func (e env) passwdCommand(stdin io.Reader, stdout io.Writer) *cli.Command {
 				return err
 			}
 			fmt.Fprintf(stdout, "passwd: set the password of %s in %s\n", user, c.String("auth-file"))
+			return nil
+		},
+	}
+}
+
+// idCommand is an admin subcommand that takes one node ID and calls do
+// (remove, transfer-leadership), printing done with the ID on success.
+func (e env) idCommand(stdout io.Writer, name, usage string, do func(context.Context, []*adminClient, string) error, done string) *cli.Command {
+	return &cli.Command{
+		Name:      name,
+		Usage:     usage,
+		ArgsUsage: "ID",
+		Flags:     adminFlags(),
+		Action: func(c *cli.Context) error {
+			id, err := oneArg(c, "ID")
+			if err != nil {
+				return err
+			}
+			ctx, cancel := withTimeout(c)
+			defer cancel()
+			if err := do(ctx, e.adminClients(c), id); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, done, id)
 			return nil
 		},
 	}
