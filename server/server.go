@@ -546,11 +546,12 @@ func (s *Server) promoteLoop(ctx context.Context) {
 				}
 			}
 			if !member || voter {
-				if member || st.Match[id] > 0 {
-					s.mu.Lock()
-					delete(s.promote, id)
-					s.mu.Unlock()
-				}
+				// Promoted already, or removed since: nothing to do. (A
+				// promotion is only asked for once the learner's addition
+				// is committed, so "not a member" never means "not yet".)
+				s.mu.Lock()
+				delete(s.promote, id)
+				s.mu.Unlock()
 				continue
 			}
 			if match := st.Match[id]; match+promoteCatchUpSlack >= st.LastIndex && match > 0 {
