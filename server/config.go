@@ -47,6 +47,21 @@ type Config struct {
 	TLSCert, TLSKey, TLSCA string
 	PeerTLS                bool
 	AuthFile               string
+	// JoinUser and JoinPassword are the credentials a joining node sends to
+	// the HTTP API of a cluster that runs with --auth-file (--join-user,
+	// RAFTSQL_JOIN_PASSWORD).
+	JoinUser, JoinPassword string
+
+	// Restore is a SQLite database file (a backup) that a node started on
+	// an empty data directory loads through the log once it leads or
+	// follows a leader (--restore): it bootstraps a new cluster from it.
+	Restore string
+
+	// StatementTimeout and IdleInTxTimeout are the defaults of the
+	// sessions' statement_timeout and
+	// idle_in_transaction_session_timeout (0: none, as in PostgreSQL).
+	StatementTimeout time.Duration
+	IdleInTxTimeout  time.Duration
 
 	Logger *slog.Logger
 	// Clock is the clock of the Raft lease (node.Config.Clock: only its
@@ -101,6 +116,15 @@ func (c *Config) Validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return fmt.Errorf("%w: --tls-cert and --tls-key go together", ErrConfig)
+	}
+	if c.StatementTimeout < 0 || c.IdleInTxTimeout < 0 {
+		return fmt.Errorf("%w: --statement-timeout and --idle-in-transaction-timeout must not be negative", ErrConfig)
+	}
+	if c.JoinPassword != "" && c.JoinUser == "" {
+		return fmt.Errorf("%w: a join password needs --join-user", ErrConfig)
+	}
+	if c.Restore != "" && c.Join != "" {
+		return fmt.Errorf("%w: --restore bootstraps a new cluster; it excludes --join", ErrConfig)
 	}
 	if c.PeerTLS && (c.TLSCert == "" || c.TLSCA == "") {
 		return fmt.Errorf("%w: --peer-tls needs --tls-cert, --tls-key and --tls-ca", ErrConfig)

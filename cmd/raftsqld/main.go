@@ -69,6 +69,11 @@ func flags() []cli.Flag {
 		&cli.StringFlag{Name: "tls-ca", EnvVars: env("TLS_CA"), Usage: "CA certificate (PEM) that peers' certificates must chain to"},
 		&cli.BoolFlag{Name: "peer-tls", EnvVars: env("PEER_TLS"), Usage: "mutual TLS between nodes (needs --tls-cert, --tls-key, --tls-ca)"},
 		&cli.StringFlag{Name: "auth-file", EnvVars: env("AUTH_FILE"), Usage: "users and SCRAM-SHA-256 password hashes; when set clients must authenticate"},
+		&cli.StringFlag{Name: "join-user", EnvVars: env("JOIN_USER"), Usage: "with --join into a cluster that has --auth-file: the user to join as (password in $RAFTSQL_JOIN_PASSWORD)"},
+		&cli.StringFlag{Name: "join-password", EnvVars: env("JOIN_PASSWORD"), Usage: "the --join-user's password (prefer the environment variable: flags show in ps)"},
+		&cli.StringFlag{Name: "restore", EnvVars: env("RESTORE"), Usage: "bootstrap a new cluster from this SQLite file (a backup); ignored once the data directory holds state"},
+		&cli.DurationFlag{Name: "statement-timeout", EnvVars: env("STATEMENT_TIMEOUT"), Usage: "default statement_timeout of every session (0: none)"},
+		&cli.DurationFlag{Name: "idle-in-transaction-timeout", EnvVars: env("IDLE_IN_TRANSACTION_TIMEOUT"), Usage: "close a session idle inside a transaction for this long (0: never)"},
 		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: env("LOG_LEVEL"), Usage: "debug, info, warn or error"},
 	}
 }
@@ -113,6 +118,11 @@ func configFrom(c *cli.Context, stderr io.Writer) (server.Config, error) {
 		TLSCA:             c.String("tls-ca"),
 		PeerTLS:           c.Bool("peer-tls"),
 		AuthFile:          c.String("auth-file"),
+		JoinUser:          c.String("join-user"),
+		JoinPassword:      c.String("join-password"),
+		Restore:           c.String("restore"),
+		StatementTimeout:  c.Duration("statement-timeout"),
+		IdleInTxTimeout:   c.Duration("idle-in-transaction-timeout"),
 		Logger:            logger,
 		Clock:             clock,
 	}
