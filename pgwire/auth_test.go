@@ -35,23 +35,6 @@ func authUsersServer(t *testing.T, mod func(*pgwire.Config)) *testServer {
 	})
 }
 
-func TestAuthUsersExclusive(t *testing.T) {
-	eng, err := pgwiretest.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
-	users, err := auth.NewUsers(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = pgwire.NewServer(pgwire.Config{Engine: eng, AuthUsers: users,
-		Users: func(string) (pgwire.SCRAMVerifier, bool) { return pgwire.SCRAMVerifier{}, false }})
-	if err == nil {
-		t.Error("Users and AuthUsers together accepted")
-	}
-}
-
 func TestAuthUsersPgx(t *testing.T) {
 	s := authUsersServer(t, nil)
 	ctx := ctxT(t)

@@ -295,13 +295,6 @@ func (c *conn) acceptStartup(ctx context.Context, m *pgproto3.StartupMessage) bo
 	if c.srv.cfg.AuthUsers != nil && !c.authUsers() {
 		return false
 	}
-	if c.srv.cfg.Users != nil {
-		if err := c.scramAuth(c.user); err != nil {
-			c.log.Debug("pgwire: authentication failed", "user", c.user, "err", err)
-			c.fatal(err)
-			return false
-		}
-	}
 	if a := c.srv.cfg.Authenticate; a != nil {
 		if err := a(ctx, c.user, c.database); err != nil {
 			c.fatal(&Error{Code: "28000", Message: err.Error(), Err: err})

@@ -8,9 +8,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"math/big"
-	"net"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -190,55 +187,5 @@ func TestInformationSchema(t *testing.T) {
 	}
 	if rows.Close(); rows.Err() != nil {
 		t.Fatal(rows.Err())
-	}
-}
-
-func TestSCRAM(t *testing.T) {
-	v, err := pgwire.NewSCRAMVerifier("s3cret", rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	parsed, err := pgwire.ParseSCRAMVerifier(v.String())
-	if err != nil || parsed.String() != v.String() {
-		t.Fatalf("verifier round trip: %v %v", parsed, err)
-	}
-	s := startServer(t, func(c *pgwire.Config) {
-		c.Users = func(user string) (pgwire.SCRAMVerifier, bool) {
-			if user == "alice" {
-				return parsed, true
-			}
-			return pgwire.SCRAMVerifier{}, false
-		}
-	})
-	ctx := ctxT(t)
-	host, port, _ := net.SplitHostPort(s.addr)
-	good := "postgres://alice:s3cret@" + host + ":" + port + "/db?sslmode=disable"
-	c, err := pgx.Connect(ctx, good)
-	if err != nil {
-		t.Fatalf("good password: %v", err)
-	}
-	var one int
-	if err := c.QueryRow(ctx, "select 1").Scan(&one); err != nil {
-		t.Fatal(err)
-	}
-	c.Close(ctx)
-	for _, url := range []string{
-		"postgres://alice:wrong@" + host + ":" + port + "/db?sslmode=disable",
-		"postgres://bob:s3cret@" + host + ":" + port + "/db?sslmode=disable",
-	} {
-		if c, err := pgx.Connect(ctx, url); pgCode(err) != "28P01" {
-			if c != nil {
-				c.Close(ctx)
-			}
-			t.Fatalf("%s: %v", url, err)
-		}
-	}
-	if _, err := exec.LookPath("psql"); err == nil {
-		cmd := exec.Command("psql", good, "-X", "-tAc", "select 41+1")
-		cmd.Env = append(os.Environ(), "PGCONNECT_TIMEOUT=10")
-		out, err := cmd.CombinedOutput()
-		if err != nil || strings.TrimSpace(string(out)) != "42" {
-			t.Fatalf("psql with SCRAM: %v %s", err, out)
-		}
 	}
 }

@@ -12,15 +12,14 @@
 //		MaxMessageSize: 64 << 20, // per client message (default 64 MiB)
 //		MaxConns: 0,             // 0: unbounded
 //		TLSConfig: nil,          // nil answers SSLRequest with 'N'
-//		Users: nil,              // user → SCRAMVerifier; nil: no passwords
-//		AuthUsers: nil,          // or *auth.Users (--auth-file, auth.SCRAMServer; auth.go)
+//		AuthUsers: nil,          // *auth.Users (--auth-file); nil: no passwords
 //		Authenticate: nil,       // extra user/database check, nil: none
 //	})
 //	err = srv.Serve(ctx, listener) // until ctx ends: ErrServerClosed
 //
-// For --auth-file, store SCRAMVerifier.String() (PostgreSQL's
-// "SCRAM-SHA-256$iter:salt$StoredKey:ServerKey" form, from
-// NewSCRAMVerifier) per user and load it with ParseSCRAMVerifier.
+// Passwords: load the --auth-file with auth.LoadFile and pass the users
+// as AuthUsers; the SCRAM-SHA-256 exchange itself is package auth's
+// (auth.SCRAMServer), pgwire only carries its messages (auth.go).
 //
 // # Layers
 //
@@ -30,7 +29,7 @@
 //	  SSLRequest/GSSEncRequest → 'N' (or TLS via Config.TLSConfig)
 //	  CancelRequest → Server.cancel(pid, key) → that conn's cancelRunning
 //	  StartupMessage → options (-c raftsql.read_consistency=…), SCRAM-SHA-256
-//	  (scram.go, when Config.Users is set), Authenticate, AuthenticationOk,
+//	  (auth.go, when Config.AuthUsers is set), Authenticate, AuthenticationOk,
 //	  ParameterStatus×13, BackendKeyData, ReadyForQuery
 //	                                │
 //	message loop (conn.handle)      ▼  pgproto3.Backend.Receive, size-capped

@@ -32,17 +32,12 @@ type Config struct {
 	// TLSConfig, when set, makes the server answer SSLRequest with 'S'
 	// and run the rest of the connection over TLS. Nil answers 'N'.
 	TLSConfig *tls.Config
-	// Users, when set, makes clients authenticate with SCRAM-SHA-256: it
-	// returns the stored verifier of a user (false: no such user; the
-	// client then fails like one with a wrong password, 28P01). Nil
-	// accepts any user without a password.
-	Users func(user string) (SCRAMVerifier, bool)
 	// AuthUsers, when set, makes clients authenticate with SCRAM-SHA-256
 	// against an auth file's users (auth.LoadFile), through
 	// auth.SCRAMServer: an unknown user gets a mock verifier that cannot
 	// be told from a real one, and fails at the end like a wrong
-	// password (28P01); malformed SASL messages get 08P01. Exclusive
-	// with Users.
+	// password (28P01); malformed SASL messages get 08P01. Nil accepts
+	// any user without a password.
 	AuthUsers *auth.Users
 	// Authenticate, when set, is called with the startup user and
 	// database after any password check; an error refuses the connection
@@ -76,9 +71,6 @@ type Server struct {
 func NewServer(cfg Config) (*Server, error) {
 	if cfg.Engine == nil {
 		return nil, errors.New("pgwire: Config.Engine is required")
-	}
-	if cfg.Users != nil && cfg.AuthUsers != nil {
-		return nil, errors.New("pgwire: Config.Users and Config.AuthUsers are exclusive")
 	}
 	if cfg.MaxMessageSize <= 0 {
 		cfg.MaxMessageSize = defaultMaxMessageSize

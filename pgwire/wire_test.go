@@ -497,9 +497,7 @@ func TestLargeResult(t *testing.T) {
 // TestSCRAMMalformed: garbage in the SASL exchange gets 08P01 and a
 // closed connection.
 func TestSCRAMMalformed(t *testing.T) {
-	s := startServer(t, func(c *pgwire.Config) {
-		c.Users = func(string) (pgwire.SCRAMVerifier, bool) { return pgwire.SCRAMVerifier{}, false }
-	})
+	s := authUsersServer(t, nil)
 	for _, first := range []string{"", "garbage", "n,,n=u", "p=tls-server-end-point,,n=,r=x"} {
 		nc, err := net.Dial("tcp", s.addr)
 		if err != nil {
