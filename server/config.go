@@ -32,6 +32,11 @@ type Config struct {
 	PGAddr   string
 	RaftAddr string
 	HTTPAddr string
+	// RaftAdvertise is the Raft address the other nodes dial to reach
+	// this one, when it differs from RaftAddr (the node sits behind a
+	// proxy or NAT; the fault-injection harness uses it). A joining node
+	// sends it in its /join request. Empty means RaftAddr.
+	RaftAdvertise string
 	// Peers are the initial voters of a new cluster (--peers). Empty means
 	// a single-node cluster of this node, unless Join is set.
 	Peers []consensus.Member
@@ -95,6 +100,11 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		return fmt.Errorf("%w: --data-dir must not be empty", ErrConfig)
 	}
+	if c.RaftAdvertise != "" {
+		if _, _, err := net.SplitHostPort(c.RaftAdvertise); err != nil {
+			return fmt.Errorf("%w: --raft-advertise-addr %q: %w", ErrConfig, c.RaftAdvertise, err)
+		}
+	}
 	for name, a := range map[string]string{"--pg-addr": c.PGAddr, "--raft-addr": c.RaftAddr, "--http-addr": c.HTTPAddr} {
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			return fmt.Errorf("%w: %s %q: %w", ErrConfig, name, a, err)
@@ -130,4 +140,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: --peer-tls needs --tls-cert, --tls-key and --tls-ca", ErrConfig)
 	}
 	return nil
+}
+
+// advertisedRaftAddr is the Raft address the other nodes dial.
+func (c *Config) advertisedRaftAddr() string {
+	if c.RaftAdvertise != "" {
+		return c.RaftAdvertise
+	}
+	return c.RaftAddr
 }

@@ -147,7 +147,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if fresh && cfg.Join == "" {
 		peers = cfg.Peers
 		if len(peers) == 0 {
-			peers = []consensus.Member{{ID: cfg.ID, Addr: cfg.RaftAddr, Voter: true}}
+			peers = []consensus.Member{{ID: cfg.ID, Addr: cfg.advertisedRaftAddr(), Voter: true}}
 		}
 	}
 	snaps, err := node.OpenSnapshots(filepath.Join(cfg.DataDir, "snapshots"), s.log)
@@ -451,7 +451,7 @@ func (s *Server) joinAddrs(ctx context.Context) []string {
 // (re-reading the directory each time, as it may arrive meanwhile) until
 // one accepts it.
 func (s *Server) askToJoin(ctx context.Context) error {
-	body, _ := json.Marshal(map[string]any{"id": s.cfg.ID, "raft_addr": s.cfg.RaftAddr, "voter": !s.cfg.Learner})
+	body, _ := json.Marshal(map[string]any{"id": s.cfg.ID, "raft_addr": s.cfg.advertisedRaftAddr(), "voter": !s.cfg.Learner})
 	backoff := 100 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		addrs := s.joinAddrs(ctx)
