@@ -8,9 +8,21 @@ import (
 // This file exports the connection framing for tools that sit on a Raft
 // link without being a node, such as the test fault proxy
 // (test/faultproxy), which forwards, drops or duplicates whole frames.
-// ReadRawFrame returns the bytes exactly as they were on the wire, so a
-// caller can forward them unchanged. (The preface is read with
-// ReadPreface.)
+// Both readers return the bytes exactly as they were on the wire, so a
+// caller can forward them unchanged.
+
+// ReadPreface reads the connection preface a dialer sends first, checking
+// it as a listener does (whatever version the transport reads), and
+// returns its bytes as read with the sender's and the receiver's ids. On
+// error, raw holds the bytes consumed so far.
+func ReadPreface(r io.Reader) (raw []byte, from, to string, err error) {
+	var buf bytes.Buffer
+	p, err := readPreface(io.TeeReader(r, &buf))
+	if err != nil {
+		return buf.Bytes(), "", "", err
+	}
+	return buf.Bytes(), p.From, p.To, nil
+}
 
 // ReadRawFrame reads one frame (length, checksum, payload) of at most
 // maxSize payload bytes from r, verifies its checksum, and returns the

@@ -9,7 +9,7 @@ import (
 	"github.com/raftsql/raftsql/consensus"
 )
 
-func TestReadRawFrame(t *testing.T) {
+func TestReadPrefaceAndRawFrames(t *testing.T) {
 	var wire []byte
 	wire = appendPreface(wire, preface{From: "n1", To: "n2"})
 	pl := len(wire)
@@ -18,7 +18,11 @@ func TestReadRawFrame(t *testing.T) {
 	f1 := len(wire)
 	wire = appendFrame(wire, []byte{frameSnapshot, snapData, 1, 2, 3})
 
-	r := bytes.NewReader(wire[pl:])
+	r := bytes.NewReader(wire)
+	raw, from, to, err := ReadPreface(r)
+	if err != nil || from != "n1" || to != "n2" || !bytes.Equal(raw, wire[:pl]) {
+		t.Fatalf("ReadPreface = %q, %q, %q, %v", raw, from, to, err)
+	}
 	f, err := ReadRawFrame(r, DefaultMaxFrameSize)
 	if err != nil || !bytes.Equal(f, wire[pl:f1]) || IsSnapshotFrame(f) {
 		t.Fatalf("first frame = %x, %v", f, err)
@@ -39,6 +43,9 @@ func TestReadRawFrame(t *testing.T) {
 	if !MayBePreface(nil) || !MayBePreface(wire[:3]) || !MayBePreface(wire) || MayBePreface([]byte("GET")) {
 		t.Fatal("MayBePreface is wrong")
 	}
+	if raw, _, _, err := ReadPreface(bytes.NewReader([]byte("GET / HTTP/1.1\r\n"))); err == nil || len(raw) == 0 {
+		t.Fatalf("garbage preface: raw %q, err %v", raw, err)
+	}
 }
 
 // FuzzReadRawFrame: any input either fails or yields a frame that is
@@ -50,6 +57,10 @@ func FuzzReadRawFrame(f *testing.F) {
 		fr, err := ReadRawFrame(bytes.NewReader(b), 1<<16)
 		if err == nil && !bytes.Equal(fr, b[:len(fr)]) {
 			t.Fatalf("frame %x is not a prefix of the input %x", fr, b)
+		}
+		raw, _, _, err := ReadPreface(bytes.NewReader(b))
+		if !bytes.Equal(raw, b[:len(raw)]) {
+			t.Fatalf("preface bytes %x are not a prefix of the input (err %v)", raw, err)
 		}
 	})
 }
