@@ -9,13 +9,20 @@ import (
 	"github.com/raftsql/raftsql/consensus"
 )
 
-// Wire format, version 1 (all integers little-endian unless varint):
+// Wire format, version 2 (all integers little-endian unless varint):
 //
-//	preface:  magic "RSQL-RFT" (8) | version u8 | from-len u8 | from | to-len u8 | to
+//	preface:  magic "RSQL-RFT" (8) | version u8 | from-len u8 | from | to-len u8 | to |
+//	          addr-len u16 | addr
 //	frame:    length u32 | crc32c(payload) u32 | payload[length]
 //	payload:  kind u8 | body
 //	kind 1 (messages): count uvarint | count × (len uvarint | message)
 //	kind 2 (snapshot chunk): see snapshot.go
+//
+// The preface's addr is the Raft address the dialer advertises (the one
+// its peers reach it at; empty if it does not know it). Version 1 is the
+// same preface without addr-len and addr; it is still accepted (nothing is
+// learnt about the sender's address), so a node of this build serves a
+// dialer of the previous one.
 //
 // A message is: type u8 | flags u8 | to | from | term | logTerm | index |
 // commit | rejectHint | context | entries | [snapshot], where strings and
@@ -23,8 +30,11 @@ import (
 // uvarint count of (term | index | type u8 | data), and the snapshot (flag
 // bit 1) index | term | member count × (id | addr | voter u8).
 const (
-	wireVersion = 1
-	frameHeader = 8
+	// WireVersion is the preface version this build sends.
+	WireVersion = 2
+	// wireVersionNoAddr is the previous preface, without the address.
+	wireVersionNoAddr = 1
+	frameHeader       = 8
 
 	frameMessages = 1
 	frameSnapshot = 2
@@ -34,6 +44,8 @@ const (
 	knownFlags   = flagReject | flagSnapshot
 
 	maxIDLen = 255
+	// MaxAddrLen bounds an address in a preface or a configuration.
+	MaxAddrLen = 1024
 )
 
 var (
@@ -46,18 +58,41 @@ const DefaultMaxFrameSize = 16 << 20
 
 // preface is what a dialer sends first on a new connection.
 type preface struct {
+	// Version is the wire version of the dialer (readPreface fills it
+	// in; appendPreface writes WireVersion when it is 0).
+	Version uint8
+	// From is the dialer's node id, To the id it means to reach ("" for
+	// whoever listens).
 	From, To string
+	// Addr is the Raft address the dialer advertises: where its peers
+	// reach it. Empty when it does not know it, and always in version 1.
+	Addr string
 }
 
+// appendPreface appends the wire encoding of p to b. Version 1 leaves the
+// address out. The caller keeps ids within 255 bytes and the address
+// within MaxAddrLen (NewTCP and checkAddr do).
 func appendPreface(b []byte, p preface) []byte {
+	v := p.Version
+	if v == 0 {
+		v = WireVersion
+	}
 	b = append(b, prefaceMagic[:]...)
-	b = append(b, wireVersion, byte(len(p.From)))
+	b = append(b, v, byte(len(p.From)))
 	b = append(b, p.From...)
 	b = append(b, byte(len(p.To)))
-	return append(b, p.To...)
+	b = append(b, p.To...)
+	if v >= 2 {
+		b = binary.LittleEndian.AppendUint16(b, uint16(len(p.Addr)))
+		b = append(b, p.Addr...)
+	}
+	return b
 }
 
-// readPreface reads and validates a connection preface from r.
+// readPreface reads and validates a connection preface from r, reading
+// exactly its bytes. Errors wrap ErrMalformed (bad magic, truncated, no
+// sender id, an address longer than MaxAddrLen) or ErrVersion (a version
+// other than 1 or 2). ReadPreface (frame_reader.go) exports it for tools.
 func readPreface(r io.Reader) (preface, error) {
 	var hdr [10]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
@@ -66,8 +101,9 @@ func readPreface(r io.Reader) (preface, error) {
 	if [8]byte(hdr[:8]) != prefaceMagic {
 		return preface{}, fmt.Errorf("%w: bad preface magic %q", ErrMalformed, hdr[:8])
 	}
-	if hdr[8] != wireVersion {
-		return preface{}, fmt.Errorf("%w: peer speaks version %d, this node %d", ErrVersion, hdr[8], wireVersion)
+	v := hdr[8]
+	if v != WireVersion && v != wireVersionNoAddr {
+		return preface{}, fmt.Errorf("%w: peer speaks version %d, this node %d (and reads %d)", ErrVersion, v, WireVersion, wireVersionNoAddr)
 	}
 	from := make([]byte, int(hdr[9])+1)
 	if _, err := io.ReadFull(r, from); err != nil {
@@ -77,9 +113,24 @@ func readPreface(r io.Reader) (preface, error) {
 	if _, err := io.ReadFull(r, to); err != nil {
 		return preface{}, fmt.Errorf("%w: preface: %v", ErrMalformed, err)
 	}
-	p := preface{From: string(from[:len(from)-1]), To: string(to)}
+	p := preface{Version: v, From: string(from[:len(from)-1]), To: string(to)}
 	if p.From == "" {
 		return preface{}, fmt.Errorf("%w: preface without sender id", ErrMalformed)
+	}
+	if v >= 2 {
+		var n [2]byte
+		if _, err := io.ReadFull(r, n[:]); err != nil {
+			return preface{}, fmt.Errorf("%w: preface: %v", ErrMalformed, err)
+		}
+		l := int(binary.LittleEndian.Uint16(n[:]))
+		if l > MaxAddrLen {
+			return preface{}, fmt.Errorf("%w: preface address of %d bytes (max %d)", ErrMalformed, l, MaxAddrLen)
+		}
+		addr := make([]byte, l)
+		if _, err := io.ReadFull(r, addr); err != nil {
+			return preface{}, fmt.Errorf("%w: preface: %v", ErrMalformed, err)
+		}
+		p.Addr = string(addr)
 	}
 	return p, nil
 }
@@ -346,7 +397,7 @@ func (d *decoder) message() consensus.Message {
 			for i := range s.Conf.Members {
 				mb := &s.Conf.Members[i]
 				mb.ID = d.string(maxIDLen)
-				mb.Addr = d.string(1024)
+				mb.Addr = d.string(MaxAddrLen)
 				switch d.byte() {
 				case 0:
 				case 1:

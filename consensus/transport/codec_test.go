@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"reflect"
 	"testing"
@@ -105,20 +106,46 @@ func TestDecodeRejectsBadInput(t *testing.T) {
 }
 
 func TestPreface(t *testing.T) {
-	b := appendPreface(nil, preface{From: "n1", To: "n2"})
-	p, err := readPreface(bytes.NewReader(b))
-	if err != nil || p != (preface{From: "n1", To: "n2"}) {
-		t.Fatalf("readPreface = %+v, %v", p, err)
+	for _, p := range []preface{
+		{Version: WireVersion, From: "n1", To: "n2", Addr: "127.0.0.1:7001"},
+		{Version: WireVersion, From: "n1", To: "n2"},
+		{Version: WireVersion, From: "n1", Addr: "[::1]:7001"},
+		{Version: wireVersionNoAddr, From: "n1", To: "n2"}, // the previous version: accepted, no address
+	} {
+		b := appendPreface(nil, p)
+		r := bytes.NewReader(append(append([]byte(nil), b...), "frames"...))
+		got, err := readPreface(r)
+		if err != nil || got != p {
+			t.Fatalf("readPreface(%+v) = %+v, %v", p, got, err)
+		}
+		if r.Len() != len("frames") {
+			t.Fatalf("readPreface(%+v) consumed %d bytes past the preface", p, len("frames")-r.Len())
+		}
 	}
-	badVersion := append([]byte(nil), b...)
-	badVersion[8] = 99
-	if _, err := readPreface(bytes.NewReader(badVersion)); !errors.Is(err, ErrVersion) {
-		t.Fatalf("version 99: %v", err)
+	b := appendPreface(nil, preface{From: "n1", To: "n2", Addr: "127.0.0.1:7001"})
+	if b[8] != WireVersion {
+		t.Fatalf("appendPreface wrote version %d, want %d", b[8], WireVersion)
 	}
+	if v1 := appendPreface(nil, preface{Version: 1, From: "n1", To: "n2", Addr: "x:1"}); len(v1) != 8+1+1+2+1+2 {
+		t.Fatalf("a version-1 preface carries the address: % x", v1)
+	}
+	for _, v := range []byte{0, 3, 99} {
+		bad := append([]byte(nil), b...)
+		bad[8] = v
+		if _, err := readPreface(bytes.NewReader(bad)); !errors.Is(err, ErrVersion) {
+			t.Fatalf("version %d: %v, want ErrVersion", v, err)
+		}
+	}
+	long := appendPreface(nil, preface{From: "n1"})
+	long = binary.LittleEndian.AppendUint16(long[:len(long)-2], MaxAddrLen+1)
+	long = append(long, bytes.Repeat([]byte("a"), MaxAddrLen+1)...)
 	for name, in := range map[string][]byte{
-		"magic":     append([]byte("HTTP/1.1"), b[8:]...),
-		"truncated": b[:len(b)-1],
-		"no sender": appendPreface(nil, preface{To: "x"}),
+		"magic":             append([]byte("HTTP/1.1"), b[8:]...),
+		"truncated address": b[:len(b)-1],
+		"truncated length":  b[:len(b)-len("127.0.0.1:7001")-1],
+		"truncated ids":     b[:12],
+		"no sender":         appendPreface(nil, preface{To: "x"}),
+		"address too long":  long,
 	} {
 		if _, err := readPreface(bytes.NewReader(in)); !errors.Is(err, ErrMalformed) {
 			t.Errorf("preface %s: %v, want ErrMalformed", name, err)
@@ -166,12 +193,25 @@ func FuzzDecodeFrame(f *testing.F) {
 }
 
 func FuzzReadPreface(f *testing.F) {
-	f.Add(appendPreface(nil, preface{From: "n1", To: "n2"}))
-	f.Add([]byte("RSQL-RFT\x01\x00"))
+	f.Add(appendPreface(nil, preface{From: "n1", To: "n2", Addr: "127.0.0.1:7000"}))
+	f.Add(appendPreface(nil, preface{Version: 1, From: "n1", To: "n2"}))
+	f.Add([]byte("RSQL-RFT\x02\x00"))
+	f.Add([]byte("RSQL-RFT\x02\x01a\x00\xff\xff"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		p, err := readPreface(bytes.NewReader(b))
-		if err == nil && p.From == "" {
-			t.Fatalf("accepted a preface without sender")
+		r := bytes.NewReader(b)
+		p, err := readPreface(r)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrVersion) {
+				t.Fatalf("error %v is neither ErrMalformed nor ErrVersion", err)
+			}
+			return
+		}
+		if p.From == "" || len(p.Addr) > MaxAddrLen || (p.Version == 1 && p.Addr != "") {
+			t.Fatalf("accepted an invalid preface %+v", p)
+		}
+		// It read exactly the preface, which re-encodes to those bytes.
+		if n := len(b) - r.Len(); !bytes.Equal(appendPreface(nil, p), b[:n]) {
+			t.Fatalf("preface %+v does not re-encode to the %d bytes read", p, n)
 		}
 	})
 }

@@ -23,10 +23,24 @@ type recorder struct {
 	msgs        []consensus.Message
 	unreachable map[string]int
 	snaps       map[string][]bool
+	addrs       map[string][]string // ObservePeerAddr calls per peer
 }
 
 func newRecorder() *recorder {
-	return &recorder{unreachable: map[string]int{}, snaps: map[string][]bool{}}
+	return &recorder{unreachable: map[string]int{}, snaps: map[string][]bool{}, addrs: map[string][]string{}}
+}
+
+func (r *recorder) ObservePeerAddr(id, addr string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.addrs[id] = append(r.addrs[id], addr)
+}
+
+// observed returns the addresses id advertised, in order.
+func (r *recorder) observed(id string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.addrs[id]...)
 }
 
 func (r *recorder) Receive(m consensus.Message) {
@@ -187,6 +201,37 @@ func runContract(t *testing.T, newImpl func() impl) {
 		waitFor(t, "200 messages", func() bool { return len(b.h.received()) == 200 })
 		if st := a.tr.(interface{ Stats() Stats }).Stats(); st.Batches != 1 || st.MessagesSent != 200 {
 			t.Fatalf("stats after one Send of 200 messages: %+v; want 1 batch", st)
+		}
+	})
+	t.Run("SenderAdvertisesItsAddress", func(t *testing.T) {
+		// b does not know a: it learns a's address from a's connection
+		// (before a's first message is delivered) and can answer.
+		im := newImpl()
+		a := start(t, im.node(t, "a", "", nil))
+		b := start(t, im.node(t, "b", "", nil))
+		a.tr.AddPeer("b", b.tr.Addr())
+		a.tr.Send([]consensus.Message{testMsg("a", "b", 1)})
+		waitFor(t, "message at b", func() bool { return len(b.h.received()) == 1 })
+		got := b.h.observed("a")
+		if len(got) == 0 || got[0] != a.tr.Addr() {
+			t.Fatalf("b observed a at %q, want [%q]", got, a.tr.Addr())
+		}
+		b.tr.AddPeer("a", got[0])
+		b.tr.Send([]consensus.Message{testMsg("b", "a", 2)})
+		waitFor(t, "b's answer at a", func() bool { return len(a.h.received()) == 1 })
+		// A changed advertised address is reported with the next
+		// connection (TCP: after a reconnect).
+		const moved = "127.0.0.1:1"
+		a.tr.(Advertiser).SetAdvertiseAddr(moved)
+		a.tr.RemovePeer("b")
+		a.tr.AddPeer("b", b.tr.Addr())
+		a.tr.Send([]consensus.Message{testMsg("a", "b", 3)})
+		waitFor(t, "the new address at b", func() bool {
+			got := b.h.observed("a")
+			return len(got) > 0 && got[len(got)-1] == moved
+		})
+		if got := b.h.observed("b"); len(got) != 0 {
+			t.Fatalf("a node observed itself: %q", got)
 		}
 	})
 	t.Run("UnknownPeerIsUnreachable", func(t *testing.T) {

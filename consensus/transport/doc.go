@@ -14,21 +14,41 @@
 //     SetLinkDelay; Heal). Messages go through the wire
 //     codec, so nodes share no memory.
 //
-// # Wire format (version 1)
+// # Wire format (version 2)
 //
 // A dialer first sends a preface: the magic "RSQL-RFT", the wire version,
-// its node id and the id it means to reach. Then frames: a little-endian
-// u32 payload length (at most MaxFrameSize), the payload's CRC-32C, and the
+// its node id, the id it means to reach, and the Raft address it
+// advertises (TCPConfig.AdvertiseAddr / SetAdvertiseAddr: where its peers
+// reach it, which behind a proxy is not the listen address). Then frames:
+// a little-endian u32 payload length (at most MaxFrameSize), the
+// payload's CRC-32C, and the
 // payload, whose first byte is its kind: 1 = a batch of messages, 2 = a
 // snapshot transfer frame. Messages are a compact binary encoding (type,
 // flags, varints, length-prefixed bytes; see codec.go); no reflection or
 // self-describing format on the hot path. Decoding is strict: bad magic or
-// version, a checksum mismatch, an oversized, truncated or trailing-byte
-// frame, an unknown frame kind or message type, a local-only message type,
-// or a message whose From/To do not match the connection closes the
+// version, an advertised address that is not host:port, a checksum
+// mismatch, an oversized, truncated or trailing-byte frame, an unknown
+// frame kind or message type, a local-only message type, or a message
+// whose From/To do not match the connection closes the
 // connection, is logged at WARN and counted in Stats.BadPeers. No input
 // makes the node panic (fuzzed: FuzzDecodeMessage, FuzzDecodeFrame,
-// FuzzReadPreface, FuzzServe).
+// FuzzReadPreface, FuzzServe, FuzzReadRawFrame).
+//
+// Versions: this build sends version 2 and also accepts version 1 (the
+// same preface without the address; nothing is learnt about the sender).
+// A version-1 build refuses version 2 ("unsupported wire version"), so in
+// a rolling upgrade an upgraded node cannot send to the old ones until
+// they are upgraded too.
+//
+// # Learning a peer's address
+//
+// When a connection's preface carries an address and the Handler is an
+// AddrObserver, the transport calls ObservePeerAddr(from, addr) before it
+// delivers anything of that connection (Mem: with a sender's first
+// delivery and after its address changes). The transport itself does not
+// add the peer: the driver does, for a peer it has no address for (a
+// node that joined and has not learnt the configuration yet must answer
+// a leader it was never told about); a configured address always wins.
 //
 // TCPConfig.TLS runs connections over TLS (mutual TLS with ClientAuth set);
 // a peer that fails the handshake is refused and counted like garbage.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/raftsql/raftsql/consensus"
@@ -61,6 +62,9 @@ type MemConfig struct {
 	ID string
 	// Addr is the address the node listens on (default: ID).
 	Addr string
+	// AdvertiseAddr is the address this node tells the nodes it sends to
+	// (see TCPConfig.AdvertiseAddr; default: Addr).
+	AdvertiseAddr string
 	// QueueSize bounds each link's queue (default 4096).
 	QueueSize int
 	// Snapshots carries snapshot data with MsgSnap as the TCP transport
@@ -76,8 +80,13 @@ func (n *Network) Transport(cfg MemConfig) *Mem {
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = 4096
 	}
+	if cfg.AdvertiseAddr == "" {
+		cfg.AdvertiseAddr = cfg.Addr
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Mem{net: n, cfg: cfg, ctx: ctx, cancel: cancel, links: map[string]*memLink{}, log: n.log.With("node", cfg.ID)}
+	t := &Mem{net: n, cfg: cfg, ctx: ctx, cancel: cancel, links: map[string]*memLink{}, seenAddr: map[string]string{}, log: n.log.With("node", cfg.ID)}
+	t.advertise.Store(&cfg.AdvertiseAddr)
+	return t
 }
 
 // Cut drops every message sent from → to (by node id) until Heal or
@@ -230,6 +239,11 @@ type Mem struct {
 	closed  bool
 	h       Handler
 	links   map[string]*memLink
+	// seenAddr is the address each sender last advertised to this node
+	// (reported to an AddrObserver when it changes, like a new TCP
+	// connection's preface).
+	seenAddr  map[string]string
+	advertise atomic.Pointer[string]
 
 	// recvMu is held for reading while a delivery into this node runs,
 	// and for writing by Close, so nothing is delivered after Close.
@@ -265,6 +279,25 @@ func (t *Mem) Start(ctx context.Context, h Handler) error {
 
 // Addr is the node's address on the network.
 func (t *Mem) Addr() string { return t.cfg.Addr }
+
+// SetAdvertiseAddr sets the address told to the nodes this one sends to.
+func (t *Mem) SetAdvertiseAddr(addr string) { t.advertise.Store(&addr) }
+
+// observe reports to the handler, if it is an AddrObserver, the address
+// from advertises when it is new.
+func (t *Mem) observe(h Handler, from, addr string) {
+	o, ok := h.(AddrObserver)
+	if !ok || addr == "" {
+		return
+	}
+	t.mu.Lock()
+	changed := t.seenAddr[from] != addr
+	t.seenAddr[from] = addr
+	t.mu.Unlock()
+	if changed {
+		o.ObservePeerAddr(from, addr)
+	}
+}
 
 // Stats returns the cumulative counters.
 func (t *Mem) Stats() Stats { return t.stats.snapshot() }
@@ -379,15 +412,17 @@ func (t *Mem) Close() error {
 	return nil
 }
 
-// deliver hands msgs (already copied through the codec) to this node's
-// handler; false when the node is closed.
-func (t *Mem) deliver(msgs []consensus.Message) bool {
+// deliver hands msgs (already copied through the codec) from node from,
+// which advertises addr, to this node's handler; false when the node is
+// closed.
+func (t *Mem) deliver(from, addr string, msgs []consensus.Message) bool {
 	t.recvMu.RLock()
 	defer t.recvMu.RUnlock()
 	if t.recvClosed {
 		return false
 	}
 	h := t.handler()
+	t.observe(h, from, addr)
 	for _, m := range msgs {
 		t.stats.recv.Add(1)
 		h.Receive(m)
@@ -502,7 +537,7 @@ func (l *memLink) deliverBatch(dst *Mem, msgs []consensus.Message) bool {
 	if len(msgs) == 0 {
 		return true
 	}
-	if !dst.deliver(msgs) {
+	if !dst.deliver(l.t.cfg.ID, *l.t.advertise.Load(), msgs) {
 		return false
 	}
 	l.t.stats.sent.Add(uint64(len(msgs)))
@@ -535,5 +570,5 @@ func (l *memLink) transferSnapshot(dst *Mem, m consensus.Message) bool {
 		return false
 	}
 	dst.stats.snapRecv.Add(1)
-	return dst.deliver([]consensus.Message{m})
+	return dst.deliver(l.t.cfg.ID, *l.t.advertise.Load(), []consensus.Message{m})
 }

@@ -23,6 +23,14 @@ import (
 type TCPConfig struct {
 	// ID is this node's id, sent in the preface of every connection.
 	ID string
+	// AdvertiseAddr is the Raft address this node's peers reach it at,
+	// sent in the preface of every connection so that a receiver that has
+	// no address for this node can answer it (a node that joined and has
+	// not learnt the configuration yet). Empty means the listener's
+	// address, unless that is a wildcard (0.0.0.0, [::]): then nothing is
+	// advertised. SetAdvertiseAddr changes it later (the driver does, once
+	// the configuration says where this node is reached).
+	AdvertiseAddr string
 	// ListenAddr is the address to listen on ("127.0.0.1:7000"; port 0
 	// picks one, see Addr). Ignored when Listener is set.
 	ListenAddr string
@@ -97,11 +105,12 @@ type TCP struct {
 	cfg TCPConfig
 	log *slog.Logger
 
-	ctx    context.Context // cancelled by Close
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	h      atomic.Pointer[handlerBox]
-	stats  stats
+	ctx       context.Context // cancelled by Close
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	h         atomic.Pointer[handlerBox]
+	stats     stats
+	advertise atomic.Pointer[string] // nil: not set (the listener's address)
 
 	mu      sync.Mutex
 	started bool
@@ -119,6 +128,11 @@ var _ Transport = (*TCP)(nil)
 func NewTCP(cfg TCPConfig) (*TCP, error) {
 	if cfg.ID == "" || len(cfg.ID) > maxIDLen {
 		return nil, fmt.Errorf("%w: ID must be 1..%d bytes", ErrInvalidConfig, maxIDLen)
+	}
+	if cfg.AdvertiseAddr != "" {
+		if err := checkAddr(cfg.AdvertiseAddr); err != nil {
+			return nil, fmt.Errorf("%w: AdvertiseAddr: %w", ErrInvalidConfig, err)
+		}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -154,11 +168,62 @@ func NewTCP(cfg TCPConfig) (*TCP, error) {
 		cfg.HandshakeTimeout = 5 * time.Second
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &TCP{
+	t := &TCP{
 		cfg: cfg, log: cfg.Logger.With("component", "transport", "node", cfg.ID),
 		ctx: ctx, cancel: cancel,
 		peers: map[string]*peer{}, inbound: map[net.Conn]struct{}{},
-	}, nil
+	}
+	if cfg.AdvertiseAddr != "" {
+		t.advertise.Store(&cfg.AdvertiseAddr)
+	}
+	return t, nil
+}
+
+// checkAddr reports whether addr can go in a preface and be dialed: a
+// host:port of at most MaxAddrLen bytes.
+func checkAddr(addr string) error {
+	if len(addr) > MaxAddrLen {
+		return fmt.Errorf("address of %d bytes (max %d)", len(addr), MaxAddrLen)
+	}
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+		return fmt.Errorf("address %q is not host:port", addr)
+	}
+	return nil
+}
+
+// SetAdvertiseAddr sets the address sent in the preface of connections
+// dialed from now on. An address that is not host:port (or too long) is
+// refused with a warning and the old one kept.
+func (t *TCP) SetAdvertiseAddr(addr string) {
+	if cur := t.advertise.Load(); cur != nil && *cur == addr {
+		return
+	}
+	if err := checkAddr(addr); err != nil {
+		t.log.Warn("not advertising an unusable address", "err", err)
+		return
+	}
+	t.advertise.Store(&addr)
+	t.log.Info("advertising raft address", "addr", addr)
+}
+
+// AdvertiseAddr is the address sent in prefaces ("" if none).
+func (t *TCP) AdvertiseAddr() string {
+	if a := t.advertise.Load(); a != nil {
+		return *a
+	}
+	t.mu.Lock()
+	ln := t.ln
+	t.mu.Unlock()
+	if ln == nil {
+		return ""
+	}
+	// The listener's address, unless it says nothing about where this
+	// node is reached (a wildcard listener).
+	a, ok := ln.Addr().(*net.TCPAddr)
+	if !ok || a.IP.IsUnspecified() || a.Port == 0 {
+		return ""
+	}
+	return a.String()
 }
 
 // Start listens and begins delivering received messages to h.
@@ -375,9 +440,21 @@ func (t *TCP) serve(conn net.Conn) {
 		log.Warn("closing inbound connection meant for another node", "from", pf.From, "to", pf.To)
 		return
 	}
+	if pf.Addr != "" {
+		if err := checkAddr(pf.Addr); err != nil {
+			t.stats.bad.Add(1)
+			log.Warn("closing inbound connection: bad advertised address in preface", "from", pf.From, "err", err)
+			return
+		}
+	}
 	conn.SetReadDeadline(time.Time{})
 	log = log.With("from", pf.From)
-	log.Debug("inbound connection")
+	log.Debug("inbound connection", "version", pf.Version, "advertised", pf.Addr)
+	if pf.Addr != "" {
+		if o, ok := t.handler().(AddrObserver); ok {
+			o.ObservePeerAddr(pf.From, pf.Addr)
+		}
+	}
 	rs := &snapRecv{t: t, from: pf.From, log: log, conn: conn}
 	defer rs.abort("connection closed")
 	var buf []byte
@@ -545,7 +622,7 @@ func (p *peer) dial() (net.Conn, error) {
 		return nil, err
 	}
 	conn.SetWriteDeadline(time.Now().Add(p.t.cfg.WriteTimeout))
-	if _, err := conn.Write(appendPreface(nil, preface{From: p.t.cfg.ID, To: p.id})); err != nil {
+	if _, err := conn.Write(appendPreface(nil, preface{From: p.t.cfg.ID, To: p.id, Addr: p.t.AdvertiseAddr()})); err != nil {
 		conn.Close()
 		return nil, err
 	}

@@ -35,11 +35,12 @@ func TestTCPDisconnectsGarbagePeers(t *testing.T) {
 	badCRC[len(badCRC)-1] ^= 0xff
 	oversized := binary.LittleEndian.AppendUint32(nil, 1<<31)
 	oversized = append(oversized, 0, 0, 0, 0)
-	v2 := append([]byte(nil), pre...)
-	v2[8] = 2
+	v3 := append([]byte(nil), pre...)
+	v3[8] = 3
 	cases := map[string][]byte{
 		"http request":          []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
-		"wrong version":         v2,
+		"wrong version":         v3,
+		"bad advertised addr":   appendPreface(nil, preface{From: "a", To: "b", Addr: "no port here"}),
 		"meant for other node":  appendPreface(nil, preface{From: "a", To: "zz"}),
 		"bad checksum":          append(append([]byte(nil), pre...), badCRC...),
 		"oversized frame":       append(append([]byte(nil), pre...), oversized...),
@@ -69,11 +70,66 @@ func TestTCPDisconnectsGarbagePeers(t *testing.T) {
 	if n := len(b.h.received()); n != 0 {
 		t.Fatalf("garbage delivered %d messages", n)
 	}
+	if got := b.h.observed("a"); len(got) != 0 {
+		t.Fatalf("garbage taught b addresses for a: %q", got)
+	}
 	// The node still works for well-behaved peers.
 	a := newTCP(t, TCPConfig{ID: "a"})
 	a.tr.AddPeer("b", b.tr.Addr())
 	a.tr.Send([]consensus.Message{{Type: consensus.MsgHeartbeat, From: "a", To: "b", Term: 1}})
 	waitFor(t, "delivery after garbage", func() bool { return len(b.h.received()) == 1 })
+}
+
+// TestTCPVersion1Preface: a dialer that speaks the previous wire version
+// (its preface has no address) is served; nothing is learnt about its
+// address.
+func TestTCPVersion1Preface(t *testing.T) {
+	b := newTCP(t, TCPConfig{ID: "b"})
+	c, err := net.Dial("tcp", b.tr.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write(appendPreface(nil, preface{Version: 1, From: "a", To: "b"}))
+	c.Write(appendFrame(nil, appendMessagesPayload(nil, []consensus.Message{{Type: consensus.MsgHeartbeat, From: "a", To: "b", Term: 4}})))
+	waitFor(t, "the version-1 peer's message", func() bool { return len(b.h.received()) == 1 })
+	if got := b.h.observed("a"); len(got) != 0 {
+		t.Fatalf("a version-1 preface reported addresses %q", got)
+	}
+	if st := b.tr.(*TCP).Stats(); st.BadPeers != 0 {
+		t.Fatalf("a version-1 peer counted as bad: %+v", st)
+	}
+}
+
+// TestTCPAdvertiseAddr: the preface carries AdvertiseAddr when set (the
+// address peers dial, e.g. a proxy's, not the listener's), nothing for a
+// wildcard listener without it, and SetAdvertiseAddr refuses junk.
+func TestTCPAdvertiseAddr(t *testing.T) {
+	b := newTCP(t, TCPConfig{ID: "b"})
+	a := newTCP(t, TCPConfig{ID: "a", AdvertiseAddr: "127.0.0.1:17000"})
+	a.tr.AddPeer("b", b.tr.Addr())
+	a.tr.Send([]consensus.Message{{Type: consensus.MsgHeartbeat, From: "a", To: "b", Term: 1}})
+	waitFor(t, "a's address at b", func() bool { return len(b.h.observed("a")) == 1 })
+	if got := b.h.observed("a")[0]; got != "127.0.0.1:17000" {
+		t.Fatalf("b observed a at %q, want the advertised 127.0.0.1:17000", got)
+	}
+	a.tr.(*TCP).SetAdvertiseAddr("not an address")
+	if got := a.tr.(*TCP).AdvertiseAddr(); got != "127.0.0.1:17000" {
+		t.Fatalf("SetAdvertiseAddr took junk: %q", got)
+	}
+	if _, err := NewTCP(TCPConfig{ID: "x", AdvertiseAddr: "nonsense"}); err == nil {
+		t.Fatal("NewTCP accepted a malformed AdvertiseAddr")
+	}
+	w := newTCP(t, TCPConfig{ID: "w", ListenAddr: "0.0.0.0:0"})
+	if got := w.tr.(*TCP).AdvertiseAddr(); got != "" {
+		t.Fatalf("a wildcard listener advertises %q; want nothing until told", got)
+	}
+	w.tr.AddPeer("b", b.tr.Addr())
+	w.tr.Send([]consensus.Message{{Type: consensus.MsgHeartbeat, From: "w", To: "b", Term: 1}})
+	waitFor(t, "w's message at b", func() bool { return len(b.h.received()) == 2 })
+	if got := b.h.observed("w"); len(got) != 0 {
+		t.Fatalf("b observed w at %q; want nothing", got)
+	}
 }
 
 func TestTCPSplitsLargeBatches(t *testing.T) {
@@ -146,13 +202,20 @@ func FuzzServe(f *testing.F) {
 		tr.mu.Unlock()
 		go tr.serve(server)
 		go io.Copy(io.Discard, client)
-		client.Write(appendPreface(nil, preface{From: "a", To: "b"}))
+		client.Write(appendPreface(nil, preface{From: "a", To: "b", Addr: "127.0.0.1:7000"}))
 		client.Write(in)
 		client.Close()
 		tr.Close()
 		for _, m := range h.received() {
 			if m.From != "a" || m.To != "b" {
 				t.Fatalf("delivered a message from %q to %q", m.From, m.To)
+			}
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		for id, addrs := range h.addrs {
+			if id != "a" || len(addrs) != 1 || addrs[0] != "127.0.0.1:7000" {
+				t.Fatalf("observed %q at %q; want only the preface's a at 127.0.0.1:7000", id, addrs)
 			}
 		}
 	})

@@ -40,3 +40,27 @@ type Handler interface {
 	// ReportSnapshot reports the outcome of sending a MsgSnap to id.
 	ReportSnapshot(id string, ok bool)
 }
+
+// AddrObserver is an optional interface of a Handler: the transport calls
+// ObservePeerAddr(id, addr) when a peer that connects to this node
+// advertises the Raft address it is reached at (TCP: in the preface of
+// each connection it dials; in-process: with its first delivery and after
+// a change). The handler decides whether to use it: the driver adds it to
+// the transport only for a peer it has no address for, because the
+// configuration's address wins. Called from transport goroutines before
+// any message of that connection is delivered; it must only queue.
+type AddrObserver interface {
+	ObservePeerAddr(id, addr string)
+}
+
+// Advertiser is implemented by transports that send this node's own Raft
+// address to the peers they dial (TCP and Mem). The driver sets it to the
+// address the configuration gives this node.
+type Advertiser interface {
+	SetAdvertiseAddr(addr string)
+}
+
+var (
+	_ Advertiser = (*TCP)(nil)
+	_ Advertiser = (*Mem)(nil)
+)
