@@ -22,6 +22,14 @@
 //     because its byte stream is no longer whole.
 //   - delay a link by a fixed time plus jitter (order is kept: TCP does not
 //     reorder).
+//   - drop, duplicate or reorder whole transport frames with a
+//     probability each (Rule.Drop, Duplicate, Reorder). The proxy reads
+//     the dialer's preface with consensus/transport's ReadPreface and then
+//     forwards whole frames (ReadRawFrame) both ways, so the stream stays
+//     well formed: a frame is a batch of messages, or one piece of a
+//     snapshot stream (which the transport must then fail and retry,
+//     never install). A connection that does not speak the framing (TLS,
+//     anything else) passes as raw bytes. See frames.go.
 //
 // Reset closes the connections of a link once (a transient failure).
 //
@@ -35,5 +43,6 @@
 //
 // Every connection, rule change and refused connection is logged through the
 // *slog.Logger given to New, with the link it belongs to. Counters of bytes
-// forwarded and dropped per link are returned by Stats.
+// forwarded and dropped per link, and of frames dropped, duplicated and
+// reordered (snapshot frames apart), are returned by Stats.
 package faultproxy

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -58,16 +58,35 @@ type Rule struct {
 	Mode   CutMode
 	Delay  time.Duration
 	Jitter time.Duration
+	// Message faults: the probability that one transport frame (a batch
+	// of Raft messages, or one piece of a snapshot stream) is discarded,
+	// sent twice, or held back and sent after the next frame. They apply
+	// to connections that speak the Raft framing (see frames.go); other
+	// streams pass whole.
+	Drop, Duplicate, Reorder float64
 }
 
 func (r Rule) String() string {
-	switch {
-	case r.Cut:
+	if r.Cut {
 		return "cut(" + r.Mode.String() + ")"
-	case r.Delay > 0 || r.Jitter > 0:
-		return fmt.Sprintf("delay(%v±%v)", r.Delay, r.Jitter)
 	}
-	return "healthy"
+	var parts []string
+	if r.Delay > 0 || r.Jitter > 0 {
+		parts = append(parts, fmt.Sprintf("delay(%v±%v)", r.Delay, r.Jitter))
+	}
+	if r.Drop > 0 {
+		parts = append(parts, fmt.Sprintf("drop(%.2f)", r.Drop))
+	}
+	if r.Duplicate > 0 {
+		parts = append(parts, fmt.Sprintf("dup(%.2f)", r.Duplicate))
+	}
+	if r.Reorder > 0 {
+		parts = append(parts, fmt.Sprintf("reorder(%.2f)", r.Reorder))
+	}
+	if len(parts) == 0 {
+		return "healthy"
+	}
+	return strings.Join(parts, "+")
 }
 
 // Stats counts bytes per directed link.
@@ -75,6 +94,17 @@ type Stats struct {
 	Forwarded map[Link]int64
 	Dropped   map[Link]int64
 	Refused   map[Link]int64 // connections closed at accept because of a cut
+	// Frames counts transport frames per link and what the message
+	// faults did to them.
+	Frames map[Link]FrameStats
+}
+
+// FrameStats counts the frames of one link.
+type FrameStats struct {
+	Forwarded, Dropped, Duplicated, Reordered int64
+	// SnapshotDropped and SnapshotDuplicated count the frames of
+	// snapshot streams among Dropped and Duplicated.
+	SnapshotDropped, SnapshotDuplicated int64
 }
 
 // Network is the set of proxies of one cluster.
@@ -91,6 +121,7 @@ type Network struct {
 	rng       *rand.Rand
 	fwd, drop map[Link]int64
 	refused   map[Link]int64
+	frames    map[Link]*FrameStats
 
 	wg sync.WaitGroup
 }
@@ -108,6 +139,7 @@ func New(log *slog.Logger, identify Identify, seed uint64) *Network {
 		fwd:       map[Link]int64{},
 		drop:      map[Link]int64{},
 		refused:   map[Link]int64{},
+		frames:    map[Link]*FrameStats{},
 	}
 }
 
@@ -184,10 +216,17 @@ type proxyConn struct {
 	server   net.Conn // nil while blackholed without an upstream
 	once     sync.Once
 	tainted  bool // guarded by Network.mu: bytes were discarded
+	closed   chan struct{}
+	// framed is closed once the dialer's first bytes showed whether the
+	// connection speaks the Raft framing (isFramed tells which).
+	framed     chan struct{}
+	isFramed   bool
+	decideOnce sync.Once
 }
 
 func (pc *proxyConn) close() {
 	pc.once.Do(func() {
+		close(pc.closed)
 		pc.client.Close()
 		if pc.server != nil {
 			pc.server.Close()
@@ -202,7 +241,7 @@ func (n *Network) handle(client net.Conn, to, target string) {
 		n.log.Warn("faultproxy: cannot identify dialer; traffic passes untouched", "to", to, "remote", client.RemoteAddr().String(), "err", err)
 		from = Unknown
 	}
-	pc := &proxyConn{up: Link{from, to}, down: Link{to, from}, client: client}
+	pc := &proxyConn{up: Link{from, to}, down: Link{to, from}, client: client, closed: make(chan struct{}), framed: make(chan struct{})}
 
 	n.mu.Lock()
 	if n.closed {
@@ -262,90 +301,16 @@ func (n *Network) handle(client net.Conn, to, target string) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		n.pump(pc, pc.up, pc.client, pc.server)
+		n.pump(pc, pc.up, pc.client, pc.server, true)
 	}()
 	if pc.server != nil {
-		n.pump(pc, pc.down, pc.server, pc.client)
+		n.pump(pc, pc.down, pc.server, pc.client, false)
 	}
 	wg.Wait()
 	pc.close()
 	n.mu.Lock()
 	delete(n.conns, pc)
 	n.mu.Unlock()
-}
-
-type chunk struct {
-	b  []byte
-	at time.Time
-}
-
-// pump copies src to dst under the rules of link l. A reader goroutine
-// (this one) timestamps chunks; a writer goroutine delivers them when their
-// delay has passed, so ordering is kept.
-func (n *Network) pump(pc *proxyConn, l Link, src, dst net.Conn) {
-	defer pc.close()
-	q := make(chan chunk, 256)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for c := range q {
-			if d := time.Until(c.at); d > 0 {
-				time.Sleep(d)
-			}
-			if dst == nil {
-				continue
-			}
-			if _, err := dst.Write(c.b); err != nil {
-				pc.close()
-				for range q { // drain so the reader never blocks
-				}
-				return
-			}
-		}
-	}()
-	defer func() {
-		close(q)
-		<-done
-	}()
-	buf := make([]byte, 32<<10)
-	for {
-		k, err := src.Read(buf)
-		if k > 0 {
-			n.mu.Lock()
-			r := n.ruleLocked(l)
-			var at time.Time
-			if r.Cut {
-				if r.Mode == Refuse {
-					n.mu.Unlock()
-					return
-				}
-				n.drop[l] += int64(k)
-				pc.tainted = true
-				n.mu.Unlock()
-				continue
-			}
-			n.fwd[l] += int64(k)
-			delay := r.Delay
-			if r.Jitter > 0 {
-				delay += time.Duration(n.rng.Int64N(int64(r.Jitter) + 1))
-			}
-			n.mu.Unlock()
-			at = time.Now().Add(delay)
-			b := make([]byte, k)
-			copy(b, buf[:k])
-			select {
-			case q <- chunk{b, at}:
-			case <-done:
-				return
-			}
-		}
-		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-				n.log.Debug("faultproxy: read", "link", l.String(), "err", err)
-			}
-			return
-		}
-	}
 }
 
 func (n *Network) ruleLocked(l Link) Rule {
@@ -492,6 +457,10 @@ func (n *Network) Stats() Stats {
 	}
 	for l, v := range n.refused {
 		s.Refused[l] = v
+	}
+	s.Frames = map[Link]FrameStats{}
+	for l, v := range n.frames {
+		s.Frames[l] = *v
 	}
 	return s
 }
