@@ -37,12 +37,23 @@ import (
 // Version 5 is version 3 with, after ReadVersion, uvarint number of
 // ReadTables and each name (uvarint len, bytes). The encoder writes it
 // only when ReadVersion and ReadTables are both set.
+//
+// Version 6 is a restore chunk: the same header (version 6), then uvarint
+// ID (non-zero), uvarint Seq, uvarint len and the chunk's bytes (at least
+// one).
+//
+// Version 7 is a restore commit: the same header (version 7), then
+// uvarint ID (non-zero), uvarint Chunks, uvarint Size and the 32 bytes of
+// the SHA-256.
 const (
 	commandVersion = 1
 	restoreVersion = 2
 	readVersionFmt = 3
 	nodeVersion    = 4
 	readTablesFmt  = 5
+	chunkVersion   = 6
+	commitVersion  = 7
+	lastVersion    = commitVersion
 )
 
 const (
@@ -128,6 +139,30 @@ func EncodeCommand(c Command) []byte {
 		b = binary.AppendVarint(b, c.UnixMicro)
 		b = binary.AppendUvarint(b, uint64(len(c.Restore)))
 		return append(b, c.Restore...)
+	}
+	if c.RestoreChunk != nil {
+		rc := c.RestoreChunk
+		b := make([]byte, 0, 6*binary.MaxVarintLen64+1+len(rc.Data))
+		b = append(b, chunkVersion)
+		b = binary.AppendUvarint(b, c.SessionID)
+		b = binary.AppendUvarint(b, c.Seq)
+		b = binary.AppendVarint(b, c.UnixMicro)
+		b = binary.AppendUvarint(b, rc.ID)
+		b = binary.AppendUvarint(b, rc.Seq)
+		b = binary.AppendUvarint(b, uint64(len(rc.Data)))
+		return append(b, rc.Data...)
+	}
+	if c.RestoreCommit != nil {
+		rc := c.RestoreCommit
+		b := make([]byte, 0, 7*binary.MaxVarintLen64+1+len(rc.SHA256))
+		b = append(b, commitVersion)
+		b = binary.AppendUvarint(b, c.SessionID)
+		b = binary.AppendUvarint(b, c.Seq)
+		b = binary.AppendVarint(b, c.UnixMicro)
+		b = binary.AppendUvarint(b, rc.ID)
+		b = binary.AppendUvarint(b, rc.Chunks)
+		b = binary.AppendUvarint(b, rc.Size)
+		return append(b, rc.SHA256[:]...)
 	}
 	if c.Node != nil {
 		n := c.Node
@@ -325,7 +360,7 @@ func DecodeCommand(b []byte) (Command, error) {
 	var c Command
 	d := &decoder{b: b}
 	version := d.byte()
-	if d.err == nil && (version < commandVersion || version > readTablesFmt) {
+	if d.err == nil && (version < commandVersion || version > lastVersion) {
 		return c, fmt.Errorf("%w: unknown version %d", ErrCorruptCommand, version)
 	}
 	c.SessionID = d.uvarint()
@@ -346,6 +381,37 @@ func DecodeCommand(b []byte) (Command, error) {
 			return c, fmt.Errorf("%w: %v", ErrCorruptCommand, d.err)
 		}
 		c.Restore = db
+		return c, nil
+	}
+	if version == chunkVersion {
+		rc := &RestoreChunk{ID: d.uvarint(), Seq: d.uvarint()}
+		rc.Data = d.bytes()
+		if d.err == nil && len(d.b) != 0 {
+			d.fail("%d trailing bytes", len(d.b))
+		}
+		if d.err == nil && (rc.ID == 0 || len(rc.Data) == 0) {
+			d.fail("restore chunk without an id or data")
+		}
+		if d.err != nil {
+			return c, fmt.Errorf("%w: %v", ErrCorruptCommand, d.err)
+		}
+		rc.Data = append([]byte(nil), rc.Data...)
+		c.RestoreChunk = rc
+		return c, nil
+	}
+	if version == commitVersion {
+		rc := &RestoreCommit{ID: d.uvarint(), Chunks: d.uvarint(), Size: d.uvarint()}
+		if d.err == nil && len(d.b) != len(rc.SHA256) {
+			d.fail("restore commit: %d bytes where the SHA-256 should be", len(d.b))
+		}
+		if d.err == nil && rc.ID == 0 {
+			d.fail("restore commit without an id")
+		}
+		if d.err != nil {
+			return c, fmt.Errorf("%w: %v", ErrCorruptCommand, d.err)
+		}
+		copy(rc.SHA256[:], d.b)
+		c.RestoreCommit = rc
 		return c, nil
 	}
 	if version == nodeVersion {

@@ -141,6 +141,16 @@
 // like a snapshot. A bad file is refused as the entry's result (CodeBadRestore),
 // alike on every node.
 //
+// A file of any size goes as RestoreChunk entries and a RestoreCommit
+// (restore.go): the chunks are staged inside the database, in
+// _raftsql_restore_chunks (so a snapshot taken mid-restore carries them
+// and replicas stay identical at every index; a chunk of a new restore id
+// deletes any other id's), and the commit reassembles them, checks count,
+// size and SHA-256 and swaps the file in as above. A refused commit drops
+// the staging table; either way the database holds the old state or the
+// new one, never a mix. CheckRestoreFile runs the same file checks ahead
+// of time (the server refuses a bad upload before proposing anything).
+//
 // # Determinism
 //
 // The proposer makes the SQL text deterministic (package sqltext). What
@@ -185,6 +195,9 @@
 // only while the node runs). SELECT * FROM _raftsql_meta shows
 // applied_index, applied_term, conf_index, last_write_index,
 // last_schema_index and tables_since; _raftsql_table_writes each table's last write;
-// _raftsql_sessions the dedup state. A file left as raftsql.db.restore is an interrupted restore
-// and is removed at Open.
+// _raftsql_sessions the dedup state; _raftsql_restore_chunks (if present)
+// the chunks of a restore being staged (SELECT id, count(*), sum(length(data))
+// FROM _raftsql_restore_chunks GROUP BY id), and restore_done in
+// _raftsql_meta the id of the last restore that ended. A file left as
+// raftsql.db.restore is an interrupted restore and is removed at Open.
 package fsm

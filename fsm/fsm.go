@@ -439,10 +439,6 @@ func (b *batchAbort) Error() string {
 	return fmt.Sprintf("fsm: entry at position %d rolled back its batch", b.at)
 }
 
-func isRestoreEntry(e consensus.Entry) bool {
-	return e.Type == consensus.EntryNormal && len(e.Data) > 0 && e.Data[0] == restoreVersion
-}
-
 // applyBatch applies entries (none a restore) in one transaction.
 func (f *FSM) applyBatch(entries []consensus.Entry) error {
 	w := f.w
@@ -472,7 +468,7 @@ func (f *FSM) applyBatch(entries []consensus.Entry) error {
 			var rs []Result
 			var err error
 			var wrote, ddl bool
-			if derr == nil && cmd.Restore != nil {
+			if derr == nil && (cmd.Restore != nil || cmd.RestoreCommit != nil) {
 				derr = errors.New("a restore command must be applied on its own") // unreachable: Apply splits batches
 			}
 			switch {
@@ -481,6 +477,8 @@ func (f *FSM) applyBatch(entries []consensus.Entry) error {
 				rs, err = f.applyBroken(cmd, derr)
 			case cmd.Node != nil:
 				rs, err = f.applyNode(cmd)
+			case cmd.RestoreChunk != nil:
+				rs, err = f.applyChunk(cmd)
 			default:
 				w.entropy.reset(cmd.UnixMicro, entrySeed(e.Index, e.Term))
 				var tables tableSet

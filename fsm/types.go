@@ -79,6 +79,34 @@ type Command struct {
 	// node directory (_raftsql_nodes, FSM.Nodes); Stmts must be empty
 	// then. (Added by the fsm owner.)
 	Node *NodeInfo
+	// RestoreChunk, when set, stages one chunk of a database file that a
+	// later RestoreCommit with the same ID installs (restore.go); Stmts
+	// must be empty then. Staging is idempotent and ignores the session's
+	// sequence (a chunk applied twice is stored once), so chunks may be
+	// proposed concurrently. (Added by the backup owner.)
+	RestoreChunk *RestoreChunk
+	// RestoreCommit, when set, replaces the database with the file made of
+	// the staged chunks of its ID, after checking their count, size and
+	// SHA-256 and the file itself; Stmts must be empty then. Its result
+	// has one row: (index, bytes). (Added by the backup owner.)
+	RestoreCommit *RestoreCommit
+}
+
+// RestoreChunk is chunk Seq (from 0) of restore ID: bytes
+// [Seq*backup.ChunkSize, ...) of the file.
+type RestoreChunk struct {
+	ID   uint64 // non-zero, chosen at random by the proposer
+	Seq  uint64
+	Data []byte
+}
+
+// RestoreCommit ends restore ID: the file is the concatenation of chunks
+// 0..Chunks-1, Size bytes long, with SHA-256 SHA256.
+type RestoreCommit struct {
+	ID     uint64
+	Chunks uint64
+	Size   uint64
+	SHA256 [32]byte
 }
 
 // NodeInfo is one row of the node directory: how clients and peers reach
