@@ -67,6 +67,10 @@ type conn struct {
 
 	unflushed int // bytes of DataRows sent since the last flush (approx.)
 
+	// awaitingCommand: ReadyForQuery was sent and no message has come
+	// since (idle_in_transaction_session_timeout counts this wait).
+	awaitingCommand bool
+
 	runMu     sync.Mutex
 	runCancel context.CancelCauseFunc
 }
@@ -107,6 +111,9 @@ type portal struct {
 	inUnit   bool // waits in the current unit
 	pos      int
 	done     bool
+
+	start    time.Time // first Execute, for Observer.Query
+	observed bool      // Observer.Query was called
 }
 
 type resultSet struct {
@@ -142,7 +149,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 		nc:       nc,
 		be:       be,
 		log:      s.log.With("remote", nc.RemoteAddr().String()),
-		settings: defaultSettings(s.cfg.ServerVersion),
+		settings: s.defaultSettings(),
 		stmts:    make(map[string]*prepared),
 		portals:  make(map[string]*portal),
 	}
@@ -167,19 +174,50 @@ func (c *conn) serve(ctx context.Context) {
 		return
 	}
 	_ = c.nc.SetDeadline(time.Time{})
+	deadlineSet := false
 	for {
 		if ctx.Err() != nil {
 			return
 		}
+		// Idle in a transaction block: the client got ReadyForQuery 'T'
+		// or 'E' and owes the next command. Like PostgreSQL, only this
+		// wait counts (not the one between Parse and Sync).
+		idle := time.Duration(0)
+		if c.awaitingCommand && c.txn != txnIdle {
+			idle = c.idleInTxTimeout()
+		}
+		switch {
+		case idle > 0:
+			_ = c.nc.SetReadDeadline(time.Now().Add(idle))
+			deadlineSet = true
+		case deadlineSet:
+			_ = c.nc.SetReadDeadline(time.Time{})
+			deadlineSet = false
+		}
 		msg, err := c.be.Receive()
 		if err != nil {
+			var ne net.Error
+			if idle > 0 && errors.As(err, &ne) && ne.Timeout() {
+				c.idleInTxExpired(idle)
+				return
+			}
 			c.receiveError(err)
 			return
 		}
+		c.awaitingCommand = false
 		if !c.handle(ctx, msg) {
 			return
 		}
 	}
+}
+
+// idleInTxExpired ends a session that sat idle in a transaction block
+// for longer than idle_in_transaction_session_timeout, as PostgreSQL 15
+// does: FATAL 25P03, then the connection closes (close rolls back the
+// engine transaction).
+func (c *conn) idleInTxExpired(idle time.Duration) {
+	c.log.Info("pgwire: closing a session idle in a transaction", "timeout", idle)
+	c.fatal(&Error{Code: codeIdleInTxTimeout, Message: ErrIdleInTxTimeout.Error(), Err: ErrIdleInTxTimeout})
 }
 
 // receiveError answers a message that could not be read: a closed
@@ -199,15 +237,22 @@ func (c *conn) receiveError(err error) {
 	if errors.As(err, &tooBig) {
 		msg = fmt.Sprintf("message of %d bytes exceeds the limit of %d bytes", tooBig.ActualBodyLen, tooBig.MaxExpectedBodyLen)
 	}
-	c.be.Send(&pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: code, Message: msg})
+	c.sendErrorResponse(&pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: code, Message: msg})
 	_ = c.be.Flush()
 }
 
 func (c *conn) fatal(err error) {
 	r := toErrorResponse(err, "", 0)
 	r.Severity, r.SeverityUnlocalized = "FATAL", "FATAL"
-	c.be.Send(r)
+	c.sendErrorResponse(r)
 	_ = c.be.Flush()
+}
+
+// sendErrorResponse is where every ErrorResponse leaves (for the
+// Observer).
+func (c *conn) sendErrorResponse(r *pgproto3.ErrorResponse) {
+	c.srv.cfg.Observer.Error(r.Code)
+	c.be.Send(r)
 }
 
 // startup runs the startup phase; false closes the connection.
@@ -379,6 +424,7 @@ func (c *conn) handle(ctx context.Context, msg pgproto3.FrontendMessage) bool {
 // the transaction status (and leadership changes as ParameterStatus).
 func (c *conn) readyForQuery() bool {
 	c.errSent = false
+	c.awaitingCommand = true
 	if leader := c.srv.cfg.Engine.IsLeader(); leader != c.wasLeader {
 		c.wasLeader = leader
 		c.be.Send(&pgproto3.ParameterStatus{Name: "default_transaction_read_only", Value: c.showSetting("default_transaction_read_only")})
@@ -422,12 +468,13 @@ func (c *conn) simpleQuery(ctx context.Context, q string) {
 		if st.Kind == sqltext.KindEmpty {
 			continue
 		}
+		start := time.Now()
 		ps, err := c.prepare(ctx, "", q, st, nil, false)
 		if err != nil {
-			c.fail(ctx, err)
+			c.failQuery(ctx, &portal{ps: &prepared{st: st}, start: start}, err)
 			return
 		}
-		p := &portal{ps: ps, simple: true}
+		p := &portal{ps: ps, simple: true, start: start}
 		c.execute(ctx, p, 0)
 		if c.errSent {
 			return
@@ -505,10 +552,13 @@ func (c *conn) execute(ctx context.Context, p *portal, maxRows int) {
 		c.out = append(c.out, item{kind: itemExec, p: p, maxRows: maxRows})
 		return
 	}
+	if p.start.IsZero() {
+		p.start = time.Now()
+	}
 	ps := p.ps
 	kind := ps.st.Kind
 	if c.txn == txnFailed && kind != sqltext.KindCommit && kind != sqltext.KindRollback {
-		c.fail(ctx, ErrInFailedTxn)
+		c.failQuery(ctx, p, ErrInFailedTxn)
 		return
 	}
 	if kind == sqltext.KindEmpty {
@@ -522,7 +572,7 @@ func (c *conn) execute(ctx context.Context, p *portal, maxRows int) {
 		}
 		rs, err := c.runLocal(ctx, ps, p.args)
 		if err != nil {
-			c.fail(ctx, err)
+			c.failQuery(ctx, p, err)
 			return
 		}
 		p.rs = rs
@@ -543,7 +593,7 @@ func (c *conn) execute(ctx context.Context, p *portal, maxRows int) {
 			err = c.queryErr(qctx, err)
 			done()
 			if err != nil {
-				c.fail(ctx, err)
+				c.failQuery(ctx, p, err)
 				return
 			}
 			c.tx = tx
@@ -551,7 +601,7 @@ func (c *conn) execute(ctx context.Context, p *portal, maxRows int) {
 	}
 	if kind == sqltext.KindWrite {
 		if c.txnReadOnly {
-			c.fail(ctx, ErrReadOnlyTxn)
+			c.failQuery(ctx, p, ErrReadOnlyTxn)
 			return
 		}
 		if c.txn == txnOpen && c.tx == nil {
@@ -560,7 +610,7 @@ func (c *conn) execute(ctx context.Context, p *portal, maxRows int) {
 		}
 		c.unitWrite = true
 	} else if c.txn == txnOpen && c.tx == nil && len(c.txnWrites) > 0 {
-		c.fail(ctx, ErrReadAfterWrite)
+		c.failQuery(ctx, p, ErrReadAfterWrite)
 		return
 	}
 	c.unitTx = c.txn == txnOpen && c.tx != nil
@@ -574,7 +624,7 @@ func (c *conn) execute(ctx context.Context, p *portal, maxRows int) {
 // zero count and RETURNING is refused.
 func (c *conn) bufferWrite(ctx context.Context, p *portal, maxRows int) {
 	if returnsRows(p.ps) {
-		c.fail(ctx, newError(codeFeatureNotSupported, ErrNotSupported,
+		c.failQuery(ctx, p, newError(codeFeatureNotSupported, ErrNotSupported,
 			"RETURNING inside an explicit transaction is not supported yet (writes are applied at COMMIT)"))
 		return
 	}
@@ -656,13 +706,13 @@ func (c *conn) runUnit(ctx context.Context) {
 }
 
 // startQuery returns the context of one Engine call: cancelable by a
-// CancelRequest and bounded by statement_timeout.
+// CancelRequest and bounded by statement_timeout (a deadline, so that the
+// Engine sees the limit).
 func (c *conn) startQuery(ctx context.Context) (context.Context, func()) {
 	qctx, cancel := context.WithCancelCause(ctx)
-	var stopTimer func() bool
+	stop := func() {}
 	if d := c.statementTimeout(); d > 0 {
-		t := time.AfterFunc(d, func() { cancel(ErrStatementTimeout) })
-		stopTimer = t.Stop
+		qctx, stop = context.WithTimeoutCause(qctx, d, ErrStatementTimeout)
 	}
 	c.runMu.Lock()
 	c.runCancel = cancel
@@ -671,9 +721,7 @@ func (c *conn) startQuery(ctx context.Context) (context.Context, func()) {
 		c.runMu.Lock()
 		c.runCancel = nil
 		c.runMu.Unlock()
-		if stopTimer != nil {
-			stopTimer()
-		}
+		stop()
 		cancel(nil)
 	}
 }
@@ -695,6 +743,54 @@ func (c *conn) cancelRunning() {
 	if c.runCancel != nil {
 		c.runCancel(ErrCanceled)
 	}
+}
+
+// failQuery is fail for the statement of portal p, which counts as
+// executed.
+func (c *conn) failQuery(ctx context.Context, p *portal, err error) {
+	c.fail(ctx, err)
+	c.observeQuery(p)
+}
+
+// observeQuery tells the Observer that p's statement finished.
+func (c *conn) observeQuery(p *portal) {
+	if p.observed {
+		return
+	}
+	p.observed = true
+	d := time.Duration(0)
+	if !p.start.IsZero() {
+		d = time.Since(p.start)
+	}
+	c.srv.cfg.Observer.Query(queryKind(p.ps.st), d)
+}
+
+// queryKind classifies a statement for Observer.Query.
+func queryKind(st sqltext.Statement) QueryKind {
+	switch st.Kind {
+	case sqltext.KindRead:
+		return QuerySelect
+	case sqltext.KindBegin, sqltext.KindCommit, sqltext.KindRollback:
+		return QueryTx
+	case sqltext.KindWrite:
+		switch v := st.Verb; {
+		case v == "INSERT":
+			return QueryInsert
+		case v == "UPDATE", v == "MERGE":
+			return QueryUpdate
+		case v == "DELETE":
+			return QueryDelete
+		case v == "SELECT", v == "TRUNCATE TABLE", v == "ANALYZE", v == "REINDEX",
+			strings.HasPrefix(v, "CREATE"), strings.HasPrefix(v, "DROP"), strings.HasPrefix(v, "ALTER"):
+			return QueryDDL // "SELECT" is CREATE TABLE … AS
+		}
+	case sqltext.KindOther:
+		switch st.Verb {
+		case "SAVEPOINT", "RELEASE", "ROLLBACK":
+			return QueryTx
+		}
+	}
+	return QueryOther
 }
 
 // fail reports err for the statement being processed. Queued work runs
@@ -729,7 +825,7 @@ func (c *conn) sendError(err error, query string, offset int) {
 		c.tx.Rollback()
 		c.tx = nil
 	}
-	c.be.Send(toErrorResponse(err, query, offset))
+	c.sendErrorResponse(toErrorResponse(err, query, offset))
 }
 
 // resolve sends one queued reply; false stops the queue after an error.
@@ -763,6 +859,7 @@ func (c *conn) resolve(it item) bool {
 	if rs.err != nil {
 		c.sendError(rs.err, p.ps.query, p.ps.offset)
 		c.skipToSync = true
+		c.observeQuery(p)
 		return false
 	}
 	for _, m := range rs.pre {
@@ -775,6 +872,7 @@ func (c *conn) resolve(it item) bool {
 	}
 	if p.done {
 		c.be.Send(&pgproto3.CommandComplete{CommandTag: []byte(tagOr(rs.tag, "SELECT 0"))})
+		c.observeQuery(p)
 		return true
 	}
 	sent := 0
@@ -790,6 +888,7 @@ func (c *conn) resolve(it item) bool {
 			if err != nil {
 				c.sendError(err, p.ps.query, p.ps.offset)
 				c.skipToSync = true
+				c.observeQuery(p)
 				return false
 			}
 			vals[i] = b
@@ -819,6 +918,7 @@ func (c *conn) resolve(it item) bool {
 		tag = fmt.Sprintf("SELECT %d", sent)
 	}
 	c.be.Send(&pgproto3.CommandComplete{CommandTag: []byte(tag)})
+	c.observeQuery(p)
 	return true
 }
 

@@ -14,6 +14,9 @@
 //		TLSConfig: nil,          // nil answers SSLRequest with 'N'
 //		AuthUsers: nil,          // *auth.Users (--auth-file); nil: no passwords
 //		Authenticate: nil,       // extra user/database check, nil: none
+//		StatementTimeout: 0,     // default statement_timeout (0: none)
+//		IdleInTxTimeout: 0,      // default idle_in_transaction_session_timeout
+//		Observer: nil,           // metrics hook (server implements it)
 //	})
 //	err = srv.Serve(ctx, listener) // until ctx ends: ErrServerClosed
 //
@@ -90,6 +93,17 @@
 //     information_schema.tables/columns/schemata and pg_tables become
 //     subqueries over sqlite_master so their WHERE clauses run in SQLite;
 //     any other catalog query gets zero rows with its select list's columns.
+//   - Limits: statement_timeout bounds each Engine call (a context
+//     deadline; 57014 when it passes). idle_in_transaction_session_timeout
+//     bounds the wait for the next command after ReadyForQuery 'T' or
+//     'E' (a read deadline on the connection): when it passes the session
+//     gets FATAL 25P03 and is closed, which rolls back its EngineTx. Both
+//     default to Config.StatementTimeout/IdleInTxTimeout, take
+//     PostgreSQL's units on SET (us, ms, s, min, h, d; none means ms) and
+//     SHOW as PostgreSQL does ("1500ms", "2min").
+//   - Observer sees sessions open and close, every executed statement
+//     with its QueryKind (a fixed set) and latency, and the SQLSTATE of
+//     every ErrorResponse (all pass through conn.sendErrorResponse).
 //   - SET LOCAL acts like SET. SAVEPOINT and RELEASE are accepted inside a
 //     transaction (they change nothing while nothing is rolled back to
 //     them); ROLLBACK TO, LISTEN/NOTIFY, COPY and the fastpath function

@@ -45,6 +45,10 @@ var (
 	// ErrStatementTimeout is a statement that ran past statement_timeout
 	// (57014).
 	ErrStatementTimeout = errors.New("canceling statement due to statement timeout")
+	// ErrIdleInTxTimeout ends a session that sat idle inside a
+	// transaction block for longer than
+	// idle_in_transaction_session_timeout (FATAL 25P03).
+	ErrIdleInTxTimeout = errors.New("terminating connection due to idle-in-transaction timeout")
 	// ErrServerClosed is returned by Serve after its context ended.
 	ErrServerClosed = errors.New("pgwire: server closed")
 )
@@ -83,6 +87,7 @@ const (
 	codeFeatureNotSupported   = "0A000"
 	codeInvalidParameterValue = "22023"
 	codeInFailedTxn           = "25P02"
+	codeIdleInTxTimeout       = "25P03"
 	codeReadOnlyTxn           = "25006"
 	codeUnknownStatement      = "26000"
 	codeUnknownPortal         = "34000"

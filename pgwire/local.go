@@ -3,6 +3,7 @@ package pgwire
 import (
 	"context"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -34,7 +35,10 @@ func isReported(name string) (string, bool) {
 
 const settingConsistency = "raftsql.read_consistency"
 
-func defaultSettings(serverVersion string) map[string]string {
+// defaultSettings are a new session's settings, and what RESET returns
+// to.
+func (s *Server) defaultSettings() map[string]string {
+	serverVersion := s.cfg.ServerVersion
 	return map[string]string{
 		"application_name":                    "",
 		"client_encoding":                     "UTF8",
@@ -50,9 +54,9 @@ func defaultSettings(serverVersion string) map[string]string {
 		"timezone":                            "UTC",
 		"extra_float_digits":                  "1",
 		"search_path":                         `"$user", public`,
-		"statement_timeout":                   "0",
+		"statement_timeout":                   durationSetting(s.cfg.StatementTimeout),
 		"lock_timeout":                        "0",
-		"idle_in_transaction_session_timeout": "0",
+		"idle_in_transaction_session_timeout": durationSetting(s.cfg.IdleInTxTimeout),
 		"transaction_isolation":               "serializable",
 		"default_transaction_isolation":       "serializable",
 		"max_identifier_length":               "63",
@@ -120,9 +124,11 @@ func (c *conn) setSetting(name, value string) (*pgproto3.ParameterStatus, error)
 		}
 		value = "on"
 	case "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout":
-		if _, err := parseDurationMS(value); err != nil {
-			return nil, &Error{Code: codeInvalidParameterValue, Message: fmt.Sprintf("invalid value for parameter %q: %q", key, value)}
+		ms, err := parseTimeSetting(key, value)
+		if err != nil {
+			return nil, err
 		}
+		value = formatTimeSetting(ms)
 	case "server_version", "server_encoding", "server_version_num", "integer_datetimes", "is_superuser",
 		"in_hot_standby", "max_connections", "block_size", "lc_collate", "lc_ctype":
 		return nil, &Error{Code: "55P02", Message: fmt.Sprintf("parameter %q cannot be changed", key)}
@@ -193,42 +199,112 @@ func (c *conn) knownSetting(name string) bool {
 }
 
 func (c *conn) statementTimeout() time.Duration {
-	d, _ := parseDurationMS(c.settings["statement_timeout"])
-	return d
+	ms, _ := parseTimeSetting("statement_timeout", c.settings["statement_timeout"])
+	return time.Duration(ms) * time.Millisecond
 }
 
-// parseDurationMS parses a PostgreSQL time setting: a number of
-// milliseconds or a number with a unit (ms, s, min, h, d).
-func parseDurationMS(v string) (time.Duration, error) {
-	v = strings.TrimSpace(strings.ToLower(v))
-	if v == "" {
-		return 0, nil
-	}
+func (c *conn) idleInTxTimeout() time.Duration {
+	ms, _ := parseTimeSetting("idle_in_transaction_session_timeout", c.settings["idle_in_transaction_session_timeout"])
+	return time.Duration(ms) * time.Millisecond
+}
+
+// maxTimeoutSetting is the largest value of PostgreSQL's millisecond
+// settings (INT_MAX ms, about 24.9 days).
+const maxTimeoutSetting = math.MaxInt32 * time.Millisecond
+
+// timeUnits are PostgreSQL's units of time settings, largest first, in
+// milliseconds ("us" only on input).
+var timeUnits = []struct {
+	name string
+	ms   float64
+}{{"d", 86400000}, {"h", 3600000}, {"min", 60000}, {"s", 1000}, {"ms", 1}, {"us", 0.001}}
+
+// parseTimeSetting parses the value of a millisecond setting
+// (statement_timeout, lock_timeout, idle_in_transaction_session_timeout)
+// as PostgreSQL does: a number, optionally with a unit (us, ms, s, min,
+// h, d; none means ms), rounded to whole milliseconds, within
+// 0 .. 2147483647 ms.
+func parseTimeSetting(name, value string) (int64, error) {
+	bad := &Error{Code: codeInvalidParameterValue, Message: fmt.Sprintf("invalid value for parameter %q: %q", name, value)}
+	v := strings.TrimLeft(value, " \t\n\r")
 	i := 0
-	for i < len(v) && (v[i] >= '0' && v[i] <= '9' || v[i] == '.') {
+	if i < len(v) && (v[i] == '+' || v[i] == '-') {
 		i++
 	}
-	n, err := strconv.ParseFloat(v[:i], 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("bad duration %q", v)
+	digits := func() int {
+		n := 0
+		for i < len(v) && v[i] >= '0' && v[i] <= '9' {
+			i++
+			n++
+		}
+		return n
 	}
-	unit := time.Millisecond
-	switch strings.TrimSpace(v[i:]) {
-	case "", "ms":
-	case "us":
-		unit = time.Microsecond
-	case "s":
-		unit = time.Second
-	case "min":
-		unit = time.Minute
-	case "h":
-		unit = time.Hour
-	case "d":
-		unit = 24 * time.Hour
-	default:
-		return 0, fmt.Errorf("bad duration unit %q", v)
+	n := digits()
+	if i < len(v) && v[i] == '.' {
+		i++
+		n += digits()
 	}
-	return time.Duration(n * float64(unit)), nil
+	if n == 0 {
+		return 0, bad
+	}
+	if i < len(v) && (v[i] == 'e' || v[i] == 'E') {
+		j := i
+		i++
+		if i < len(v) && (v[i] == '+' || v[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			i = j // "5e" is a number followed by junk
+		}
+	}
+	num, err := strconv.ParseFloat(v[:i], 64)
+	if err != nil {
+		return 0, bad
+	}
+	unit := strings.TrimRight(strings.TrimLeft(v[i:], " \t\n\r"), " \t\n\r")
+	if unit != "" {
+		known := false
+		for _, u := range timeUnits {
+			if u.name == unit {
+				num *= u.ms
+				known = true
+			}
+		}
+		if !known {
+			bad.Hint = `Valid units for this parameter are "us", "ms", "s", "min", "h", and "d".`
+			return 0, bad
+		}
+	}
+	num = math.RoundToEven(num)
+	if math.IsNaN(num) || num < 0 || num > math.MaxInt32 {
+		shown := strconv.FormatFloat(num, 'g', -1, 64)
+		return 0, &Error{Code: codeInvalidParameterValue,
+			Message: fmt.Sprintf("%s ms is outside the valid range for parameter %q (0 .. %d)", shown, name, math.MaxInt32)}
+	}
+	return int64(num), nil
+}
+
+// formatTimeSetting is how SHOW prints a millisecond setting: in the
+// largest unit that divides it ("0", "250ms", "5s", "2min", "1h", "1d").
+func formatTimeSetting(ms int64) string {
+	if ms <= 0 {
+		return strconv.FormatInt(ms, 10)
+	}
+	for _, u := range timeUnits[:5] {
+		if ms%int64(u.ms) == 0 {
+			return strconv.FormatInt(ms/int64(u.ms), 10) + u.name
+		}
+	}
+	return strconv.FormatInt(ms, 10) + "ms"
+}
+
+// durationSetting is the setting value of a configured default.
+func durationSetting(d time.Duration) string {
+	ms := d.Milliseconds()
+	if d > 0 && ms == 0 {
+		ms = 1 // a positive limit never turns into "no limit"
+	}
+	return formatTimeSetting(ms)
 }
 
 // parseStartupOptions reads the startup "options" parameter: -c name=value
@@ -434,7 +510,7 @@ func (c *conn) set(st sqltext.Statement) (*resultSet, error) {
 	}
 	value := s.Value
 	if s.Default {
-		value = defaultSettings(c.srv.cfg.ServerVersion)[s.Name]
+		value = c.srv.defaultSettings()[s.Name]
 		if s.Name == "session_authorization" {
 			value = c.user
 		}
@@ -493,7 +569,7 @@ func (c *conn) other(st sqltext.Statement) (*resultSet, error) {
 			c.resetAll(rs)
 			return rs, nil
 		}
-		def, ok := defaultSettings(c.srv.cfg.ServerVersion)[name]
+		def, ok := c.srv.defaultSettings()[name]
 		if !ok {
 			return rs, nil
 		}
@@ -549,7 +625,7 @@ func (c *conn) other(st sqltext.Statement) (*resultSet, error) {
 }
 
 func (c *conn) resetAll(rs *resultSet) {
-	defs := defaultSettings(c.srv.cfg.ServerVersion)
+	defs := c.srv.defaultSettings()
 	defs["session_authorization"] = c.user
 	for k, v := range defs {
 		if c.settings[k] != v {

@@ -50,7 +50,60 @@ type Config struct {
 	Rand io.Reader
 	// StartupTimeout bounds the startup handshake (default 30s).
 	StartupTimeout time.Duration
+	// StatementTimeout and IdleInTxTimeout are the defaults of every
+	// session's statement_timeout and idle_in_transaction_session_timeout
+	// (0: none, as in PostgreSQL; whole milliseconds, at most
+	// 2147483647 ms). Sessions change them with SET and see them with
+	// SHOW; RESET returns to these values.
+	StatementTimeout time.Duration
+	IdleInTxTimeout  time.Duration
+	// Observer, when set, is told about sessions, statements and errors
+	// (for metrics). Nil observes nothing.
+	Observer Observer
 }
+
+// Observer receives the front end's events, for metrics. Its methods are
+// called from the connections' goroutines, concurrently, and must return
+// quickly.
+type Observer interface {
+	// ConnOpened is called when a session has passed startup and
+	// authentication; ConnClosed when that session ends.
+	ConnOpened()
+	ConnClosed()
+	// Query is called once per executed statement (a statement of a
+	// simple Query, or a portal run to completion by Execute) when its
+	// result or error has been sent, with the time since it was
+	// submitted.
+	Query(kind QueryKind, d time.Duration)
+	// Error is called for every ErrorResponse sent to a client, with its
+	// SQLSTATE (also for FATAL errors at startup: 28P01, 53300, 08P01,
+	// 25P03 …).
+	Error(sqlstate string)
+}
+
+// QueryKind classifies a statement for Observer.Query. The set is fixed.
+type QueryKind string
+
+// The kinds of statements.
+const (
+	QuerySelect QueryKind = "select" // SELECT, VALUES, WITH … SELECT, EXPLAIN, catalog queries
+	QueryInsert QueryKind = "insert" // INSERT, REPLACE
+	QueryUpdate QueryKind = "update" // UPDATE, MERGE
+	QueryDelete QueryKind = "delete" // DELETE
+	QueryDDL    QueryKind = "ddl"    // CREATE, DROP, ALTER, TRUNCATE, ANALYZE, REINDEX
+	QueryTx     QueryKind = "tx"     // BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE
+	QueryOther  QueryKind = "other"  // SET, SHOW, RESET, PRAGMA, …
+)
+
+// QueryKinds lists every QueryKind.
+var QueryKinds = []QueryKind{QuerySelect, QueryInsert, QueryUpdate, QueryDelete, QueryDDL, QueryTx, QueryOther}
+
+type nopObserver struct{}
+
+func (nopObserver) ConnOpened()                    {}
+func (nopObserver) ConnClosed()                    {}
+func (nopObserver) Query(QueryKind, time.Duration) {}
+func (nopObserver) Error(string)                   {}
 
 const defaultMaxMessageSize = 64 << 20
 
@@ -83,6 +136,14 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	if cfg.StartupTimeout <= 0 {
 		cfg.StartupTimeout = 30 * time.Second
+	}
+	for name, d := range map[string]time.Duration{"StatementTimeout": cfg.StatementTimeout, "IdleInTxTimeout": cfg.IdleInTxTimeout} {
+		if d < 0 || d > maxTimeoutSetting {
+			return nil, fmt.Errorf("pgwire: Config.%s %v is outside 0 .. %v", name, d, maxTimeoutSetting)
+		}
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -180,6 +241,7 @@ func (s *Server) register(c *conn) error {
 	c.pid = s.nextPID
 	c.secret = append([]byte(nil), b[:]...)
 	s.conns[c.pid] = c
+	s.cfg.Observer.ConnOpened()
 	return nil
 }
 
@@ -188,6 +250,7 @@ func (s *Server) unregister(c *conn) {
 	defer s.mu.Unlock()
 	if c.pid != 0 && s.conns[c.pid] == c {
 		delete(s.conns, c.pid)
+		s.cfg.Observer.ConnClosed()
 	}
 }
 

@@ -157,9 +157,13 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.tr, err = transport.NewTCP(transport.TCPConfig{
 		ID:         cfg.ID,
 		ListenAddr: cfg.RaftAddr,
-		Logger:     s.log,
-		Snapshots:  &transport.SnapshotConfig{Source: snaps, Sink: snaps},
-		TLS:        s.sec.PeerServer,
+		// Sent in every connection's preface so that a node that does not
+		// know this one yet can answer it; the node replaces it with this
+		// node's address in the configuration once it has one.
+		AdvertiseAddr: cfg.RaftAdvertise,
+		Logger:        s.log,
+		Snapshots:     &transport.SnapshotConfig{Source: snaps, Sink: snaps},
+		TLS:           s.sec.PeerServer,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("raft transport: %w", err)
@@ -213,6 +217,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Logger:    s.log,
 		TLSConfig: s.sec.ClientTLS,
 		AuthUsers: s.sec.Users,
+
+		StatementTimeout: cfg.StatementTimeout,
+		IdleInTxTimeout:  cfg.IdleInTxTimeout,
 	}); err != nil {
 		cancel()
 		return nil, err
