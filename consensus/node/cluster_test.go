@@ -134,7 +134,11 @@ type cluster struct {
 	wrap func(id string, st LogStore) LogStore
 	// snapEvery > 0 turns snapshots on (Config.SnapshotEntries).
 	snapEvery uint64
-	stores    map[string]*store.Store
+	// memcfg, if set, adjusts each node's in-process transport config.
+	memcfg func(id string, mc *transport.MemConfig)
+	// cfg, if set, adjusts each node's Config before Start.
+	cfg    func(id string, c *Config)
+	stores map[string]*store.Store
 }
 
 const (
@@ -200,11 +204,14 @@ func (c *cluster) startWith(id string, peers, contacts []consensus.Member) *Node
 		}
 		mc.Snapshots = &transport.SnapshotConfig{Source: snaps, Sink: snaps}
 	}
+	if c.memcfg != nil {
+		c.memcfg(id, &mc)
+	}
 	seed := uint64(1)
 	for _, b := range []byte(id) {
 		seed = seed*31 + uint64(b)
 	}
-	n, err := Start(ctx, Config{
+	cfg := Config{
 		ID:                id,
 		Peers:             peers,
 		Contacts:          contacts,
@@ -218,7 +225,11 @@ func (c *cluster) startWith(id string, peers, contacts []consensus.Member) *Node
 		Logger:            testLogger(c.t, id),
 		Clock:             c.clock,
 		RandSeed:          seed,
-	})
+	}
+	if c.cfg != nil {
+		c.cfg(id, &cfg)
+	}
+	n, err := Start(ctx, cfg)
 	if err != nil {
 		_ = st.Close()
 		c.t.Fatalf("start %s: %v", id, err)

@@ -81,6 +81,18 @@
 // entries are committed and durable in the log), and the applier never
 // hands the state machine an index it already has.
 //
+// # Peer addresses
+//
+// The transport is given the addresses of the latest configuration's
+// members (peers that leave it stay known), before that the Contacts, and
+// this node's own configured address as the one to advertise in its
+// connection prefaces (behind a proxy it differs from the listen
+// address). A peer that connects and advertises an address is added with
+// it only when the node has no address for it: a joining node that was
+// never told the members (the member it joined through failed before
+// answering) can thus answer whichever leader contacts it. A configured
+// address always wins over an advertised one.
+//
 // # Debugging
 //
 // Pass a Logger (slog): start-up parameters, leader changes, peer changes,

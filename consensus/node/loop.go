@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/raftsql/raftsql/consensus"
+	"github.com/raftsql/raftsql/consensus/transport"
 )
 
 // run is the loop goroutine: the only one that touches the RawNode.
@@ -114,6 +115,7 @@ func (n *Node) handleProposal(p *proposal) {
 			// Reach the new member at once; syncPeers confirms it later.
 			n.cfg.Transport.AddPeer(p.cc.ID, p.cc.Addr)
 			n.peers[p.cc.ID] = p.cc.Addr
+			delete(n.learnt, p.cc.ID)
 		}
 	} else {
 		err = n.rn.Propose(p.data)
@@ -127,7 +129,31 @@ func (n *Node) handleReport(r report) {
 		n.rn.ReportUnreachable(r.id)
 	case reportSnapshot:
 		n.rn.ReportSnapshot(r.id, r.ok)
+	case reportAddr:
+		n.learnPeer(r.id, r.addr)
 	}
+}
+
+// learnPeer uses the address a peer advertised when it connected, if this
+// node has no address for it: a node that joined has not learnt the
+// configuration yet, and must be able to answer a leader that the member
+// it joined through never told it about (that member may have failed
+// before answering the join). An address from the configuration (or the
+// Contacts, or a proposed addition) always wins: a learnt one never
+// replaces it, and syncPeers replaces a learnt one when the configuration
+// names the peer.
+func (n *Node) learnPeer(id, addr string) {
+	if id == n.id || id == "" || addr == "" {
+		return
+	}
+	old, known := n.peers[id]
+	if known && (!n.learnt[id] || old == addr) {
+		return
+	}
+	n.cfg.Transport.AddPeer(id, addr)
+	n.peers[id] = addr
+	n.learnt[id] = true
+	n.log.Info("peer address learnt from its connection", "peer", id, "addr", addr, "previous", old)
 }
 
 // handleReady follows the Ready ordering contract (consensus.Ready).
@@ -335,6 +361,7 @@ func (n *Node) syncPeers(members []consensus.Member) {
 			want[m.ID] = m.Addr
 		} else {
 			self = true
+			n.advertise(m.Addr)
 		}
 	}
 	if !self && len(members) > 0 && len(n.cfg.Contacts) == 0 {
@@ -345,6 +372,7 @@ func (n *Node) syncPeers(members []consensus.Member) {
 			n.cfg.Transport.AddPeer(id, addr)
 			n.log.Info("peer added", "peer", id, "addr", addr)
 		}
+		delete(n.learnt, id) // the configuration's address from now on
 	}
 	// Peers that left the configuration stay known to the transport. The
 	// configuration followed here is the latest APPENDED one, which a
@@ -358,6 +386,19 @@ func (n *Node) syncPeers(members []consensus.Member) {
 		}
 	}
 	n.peers = want
+}
+
+// advertise tells the transport (if it sends an address in its preface)
+// that this node is reached at addr, the configuration's address for it:
+// behind a proxy that is not the listen address.
+func (n *Node) advertise(addr string) {
+	if addr == "" || addr == n.advertised {
+		return
+	}
+	if a, ok := n.cfg.Transport.(transport.Advertiser); ok {
+		a.SetAdvertiseAddr(addr)
+		n.advertised = addr
+	}
 }
 
 // shutdown runs when the loop exits: it stops the transport (nothing more

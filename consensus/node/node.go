@@ -48,6 +48,8 @@ type Node struct {
 	hsDirty     bool                // hs not yet written (commit-only changes wait for the next fsync)
 	durableLast uint64              // last log index written by Save (or found at Start)
 	peers       map[string]string   // id -> addr given to the transport
+	learnt      map[string]bool     // peers whose address came from their own preface, not the configuration
+	advertised  string              // own address last given to the transport's Advertiser
 	confKey     string              // configuration the peers were synced from
 	transfers   []*transferWaiter
 	lastLead    string
@@ -100,12 +102,14 @@ type reportKind uint8
 const (
 	reportUnreachable reportKind = iota
 	reportSnapshot
+	reportAddr
 )
 
 type report struct {
 	kind reportKind
 	id   string
 	ok   bool
+	addr string // reportAddr
 }
 
 type transferWaiter struct {
@@ -209,6 +213,7 @@ func Start(ctx context.Context, c Config) (*Node, error) {
 		hs:           hs,
 		durableLast:  last,
 		peers:        map[string]string{},
+		learnt:       map[string]bool{},
 		propc:        make(chan *proposal, proposeQueue),
 		readc:        make(chan *readReq, proposeQueue),
 		recvc:        make(chan consensus.Message, recvQueue),
@@ -592,4 +597,17 @@ func (h handler) ReportSnapshot(id string, ok bool) {
 	}
 }
 
-var _ transport.Handler = handler{}
+// ObservePeerAddr queues the address a connecting peer advertises; the
+// loop uses it only for a peer it has no address for (see learnPeer). It
+// comes once per connection, so it is not dropped on a full queue.
+func (h handler) ObservePeerAddr(id, addr string) {
+	select {
+	case h.n.reportc <- report{kind: reportAddr, id: id, addr: addr}:
+	case <-h.n.stopc:
+	}
+}
+
+var (
+	_ transport.Handler      = handler{}
+	_ transport.AddrObserver = handler{}
+)

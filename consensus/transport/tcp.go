@@ -180,13 +180,18 @@ func NewTCP(cfg TCPConfig) (*TCP, error) {
 }
 
 // checkAddr reports whether addr can go in a preface and be dialed: a
-// host:port of at most MaxAddrLen bytes.
+// host:port of at most MaxAddrLen bytes whose host is not empty or a
+// wildcard (those say where a node listens, not where it is reached).
 func checkAddr(addr string) error {
 	if len(addr) > MaxAddrLen {
 		return fmt.Errorf("address of %d bytes (max %d)", len(addr), MaxAddrLen)
 	}
-	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" {
 		return fmt.Errorf("address %q is not host:port", addr)
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return fmt.Errorf("address %q names no host to dial", addr)
 	}
 	return nil
 }

@@ -41,6 +41,7 @@ func TestTCPDisconnectsGarbagePeers(t *testing.T) {
 		"http request":          []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
 		"wrong version":         v3,
 		"bad advertised addr":   appendPreface(nil, preface{From: "a", To: "b", Addr: "no port here"}),
+		"wildcard advertised":   appendPreface(nil, preface{From: "a", To: "b", Addr: "0.0.0.0:7000"}),
 		"meant for other node":  appendPreface(nil, preface{From: "a", To: "zz"}),
 		"bad checksum":          append(append([]byte(nil), pre...), badCRC...),
 		"oversized frame":       append(append([]byte(nil), pre...), oversized...),
@@ -117,8 +118,10 @@ func TestTCPAdvertiseAddr(t *testing.T) {
 	if got := a.tr.(*TCP).AdvertiseAddr(); got != "127.0.0.1:17000" {
 		t.Fatalf("SetAdvertiseAddr took junk: %q", got)
 	}
-	if _, err := NewTCP(TCPConfig{ID: "x", AdvertiseAddr: "nonsense"}); err == nil {
-		t.Fatal("NewTCP accepted a malformed AdvertiseAddr")
+	for _, bad := range []string{"nonsense", ":7000", "0.0.0.0:7000", "[::]:7000"} {
+		if _, err := NewTCP(TCPConfig{ID: "x", AdvertiseAddr: bad}); err == nil {
+			t.Fatalf("NewTCP accepted AdvertiseAddr %q", bad)
+		}
 	}
 	w := newTCP(t, TCPConfig{ID: "w", ListenAddr: "0.0.0.0:0"})
 	if got := w.tr.(*TCP).AdvertiseAddr(); got != "" {
