@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestLimitFlags runs raftsqld in-process with --statement-timeout and
+// --idle-in-transaction-timeout and checks with pgx that sessions start
+// with them, that a long statement is canceled (57014) and that a session
+// idle in a transaction is ended (FATAL 25P03).
+func TestLimitFlags(t *testing.T) {
+	pgAddr, httpAddr := freeAddr(t), freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, []string{"raftsqld", "--data-dir", t.TempDir(),
+			"--pg-addr", pgAddr, "--raft-addr", freeAddr(t), "--http-addr", httpAddr,
+			"--election-timeout", "300ms", "--heartbeat-interval", "50ms", "--log-level", "error",
+			"--statement-timeout", "250ms", "--idle-in-transaction-timeout", "1.5s"}, io.Discard, io.Discard)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("raftsqld: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("raftsqld did not stop")
+		}
+	})
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		resp, err := http.Get("http://" + httpAddr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("raftsqld stopped: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tctx, tcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer tcancel()
+	conn, err := pgx.Connect(tctx, "postgres://u@"+pgAddr+"/db?sslmode=disable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for name, want := range map[string]string{"statement_timeout": "250ms", "idle_in_transaction_session_timeout": "1500ms"} {
+		var got string
+		if err := conn.QueryRow(tctx, "SHOW "+name).Scan(&got); err != nil || got != want {
+			t.Fatalf("SHOW %s: %q %v, want %q", name, got, err, want)
+		}
+	}
+	// A statement that would run for many seconds is canceled.
+	var n int64
+	err = conn.QueryRow(tctx, "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM r WHERE i < 1000000000) SELECT count(*) FROM r").Scan(&n)
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "57014" {
+		t.Fatalf("long statement: %v, want 57014", err)
+	}
+	// Idle in a transaction: the server ends the session. pgconn reads
+	// what the server sends while waiting for a notification, so the
+	// FATAL arrives here without polling.
+	if _, err := conn.Exec(tctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	err = conn.PgConn().WaitForNotification(tctx)
+	if !errors.As(err, &pgErr) || pgErr.Code != "25P03" || pgErr.Severity != "FATAL" {
+		t.Fatalf("idle in transaction: %v, want FATAL 25P03", err)
+	}
+}
