@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/raftsql/raftsql/consensus"
 )
@@ -119,9 +120,12 @@ func (n *Node) restore(ctx context.Context, meta consensus.SnapshotMeta, last ui
 		n.log.Info("state machine already past received snapshot", "snapshot", meta.Index, "applied", last)
 		return last, nil
 	}
+	start := time.Now()
 	if err := n.snapper.Restore(ctx, n.cfg.Snapshots.Path(meta.Index)); err != nil {
 		return last, fmt.Errorf("node: restore snapshot %d: %w", meta.Index, err)
 	}
+	n.metrics.installs.Add(1)
+	n.metrics.installNanos.Add(uint64(time.Since(start)))
 	got := n.cfg.StateMachine.AppliedIndex()
 	if got < meta.Index {
 		return last, fmt.Errorf("node: restored snapshot %d but the state machine reports index %d", meta.Index, got)
@@ -160,6 +164,7 @@ func (n *Node) snapLoop(ctx context.Context) {
 		if a, s := n.applied.Load(), n.lastSnap.Load(); a < s+n.cfg.SnapshotEntries {
 			continue // a stale kick: a snapshot was taken or received since
 		}
+		start := time.Now()
 		idx, err := n.cfg.Snapshots.take(ctx, n.snapper)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -168,6 +173,10 @@ func (n *Node) snapLoop(ctx context.Context) {
 			n.log.Warn("taking snapshot failed", "err", err)
 			continue
 		}
+		d := time.Since(start)
+		n.metrics.snaps.Add(1)
+		n.metrics.snapNanos.Add(uint64(d))
+		n.metrics.lastSnapNanos.Store(uint64(d))
 		prev := n.lastSnap.Load()
 		if idx <= prev {
 			continue

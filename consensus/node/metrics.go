@@ -18,12 +18,20 @@ type Metrics struct {
 	ReadRequests   uint64        // core ReadIndex requests (each shared by many callers)
 	ReadCallers    uint64        // ReadIndex callers answered
 	DroppedInbound uint64        // inbound messages dropped on a full queue
+
+	SnapshotsTaken     uint64        // snapshots this node took of its state machine
+	SnapshotTime       time.Duration // total time taking them
+	LastSnapshot       time.Duration // how long the last one took
+	SnapshotsInstalled uint64        // snapshots received from a leader and installed
+	InstallTime        time.Duration // total time installing them
 }
 
 type metrics struct {
 	saves, savedEntries, saveNanos, maxSaveNanos, slowSaves atomic.Uint64
 	applied, applyBatches                                   atomic.Uint64
 	readRequests, readCallers                               atomic.Uint64
+	snaps, snapNanos, lastSnapNanos                         atomic.Uint64
+	installs, installNanos                                  atomic.Uint64
 }
 
 // Metrics returns the node's counters.
@@ -40,6 +48,12 @@ func (n *Node) Metrics() Metrics {
 		ReadRequests:   m.readRequests.Load(),
 		ReadCallers:    m.readCallers.Load(),
 		DroppedInbound: n.dropped.Load(),
+
+		SnapshotsTaken:     m.snaps.Load(),
+		SnapshotTime:       time.Duration(m.snapNanos.Load()),
+		LastSnapshot:       time.Duration(m.lastSnapNanos.Load()),
+		SnapshotsInstalled: m.installs.Load(),
+		InstallTime:        time.Duration(m.installNanos.Load()),
 	}
 }
 
