@@ -98,6 +98,7 @@ type Node struct {
 	c       *Cluster
 	join    string // --join address, for a node added to a running cluster
 	learner bool
+	retired bool     // removed from the configuration through the harness
 	env     []string // extra environment (test-only hooks), see SetEnv
 
 	mu      sync.Mutex
@@ -282,8 +283,8 @@ func (n *Node) SetEnv(kv ...string) {
 
 // AddNode creates a node that joins the running cluster through the HTTP
 // API of member (--join), as a non-voting learner if learner, and starts
-// it (without waiting). raftsqld announces a joining node's --raft-addr
-// to the others, so its Raft links bypass the fault proxy.
+// it (without waiting). The node advertises its front door
+// (--raft-advertise-addr), so its Raft links go through the fault proxy.
 func (c *Cluster) AddNode(ctx context.Context, member *Node, learner bool) (*Node, error) {
 	n, err := c.newNode()
 	if err != nil {
@@ -403,7 +404,7 @@ func (n *Node) argsLocked() []string {
 	}
 	switch {
 	case n.join != "":
-		args = append(args, "--join", n.join)
+		args = append(args, "--join", n.join, "--raft-advertise-addr", n.FrontDoor)
 		if n.learner {
 			args = append(args, "--learner")
 		}
@@ -838,8 +839,9 @@ func (c *Cluster) WaitLeader(ctx context.Context) (*Node, error) {
 }
 
 // WaitConverged waits until a leader is agreed and every running, unpaused
-// node has applied everything the leader has committed, the leader
-// included. Call it once the workload is quiet.
+// node of the leader's configuration has applied everything the leader has
+// committed, the leader included (a removed node that still runs is not
+// waited for). Call it once the workload is quiet.
 func (c *Cluster) WaitConverged(ctx context.Context) error {
 	return poll(ctx, "replicas to converge", func() error {
 		st := c.Statuses(ctx)
@@ -848,7 +850,7 @@ func (c *Cluster) WaitConverged(ctx context.Context) error {
 			return err
 		}
 		for _, n := range c.Nodes() {
-			if !n.Running() || n.Paused() {
+			if !n.Running() || n.Paused() || !inConf(ls.Configuration, n.ID) {
 				continue
 			}
 			s, ok := st[n.ID]
@@ -861,6 +863,20 @@ func (c *Cluster) WaitConverged(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// inConf reports whether id is in conf; an empty configuration (a node
+// that reports none) holds every node.
+func inConf(conf []Member, id string) bool {
+	if len(conf) == 0 {
+		return true
+	}
+	for _, m := range conf {
+		if m.ID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // TransferLeadership asks the current leader to hand leadership to id.
