@@ -12,7 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, for Validate
+	"modernc.org/sqlite" // also the "sqlite" database/sql driver, for Validate
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Errors of this package.
@@ -219,14 +220,14 @@ func Validate(ctx context.Context, path string) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("%w: %w", ErrNotSQLite, err)
+		return fileError(err)
 	}
 	defer rows.Close()
 	var problems []string
 	for rows.Next() {
 		var s string
 		if err := rows.Scan(&s); err != nil {
-			return fmt.Errorf("%w: %w", ErrCorrupt, err)
+			return fileError(err)
 		}
 		if s != "ok" && len(problems) < 5 {
 			problems = append(problems, s)
@@ -236,12 +237,22 @@ func Validate(ctx context.Context, path string) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("%w: %w", ErrCorrupt, err)
+		return fileError(err)
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: %s", ErrCorrupt, strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// fileError classifies an SQLite error about the file: "not a
+// database" (SQLITE_NOTADB) is ErrNotSQLite, anything else ErrCorrupt.
+func fileError(err error) error {
+	var se *sqlite.Error
+	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_NOTADB {
+		return fmt.Errorf("%w: %w", ErrNotSQLite, err)
+	}
+	return fmt.Errorf("%w: %w", ErrCorrupt, err)
 }
 
 // Copy makes a private, validated copy of the local SQLite file at src in

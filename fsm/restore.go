@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -400,6 +401,9 @@ func prepareRestoreFile(path string, w *sconn, e consensus.Entry, cmd Command, r
 		if err := upsertMeta(c, "restore_done", int64(cmd.RestoreCommit.ID)); err != nil {
 			return restoreFileError("meta", err)
 		}
+		if err := upsertMeta(c, "restore_applied", int64(cmd.RestoreCommit.ID)); err != nil {
+			return restoreFileError("meta", err)
+		}
 	}
 	if err := setApplied(c, e.Index, e.Term); err != nil {
 		return restoreFileError("meta", err)
@@ -408,6 +412,25 @@ func prepareRestoreFile(path string, w *sconn, e consensus.Entry, cmd Command, r
 		return restoreFileError("commit", err)
 	}
 	return nil, nil
+}
+
+// LastRestore returns the id of the last chunked restore whose commit
+// replaced the database (0: none), as of the applied state. A node that
+// bootstraps from a file (raftsqld --restore) uses it to tell, after a
+// crash, whether its restore was already applied.
+func (f *FSM) LastRestore(ctx context.Context) (uint64, error) {
+	rs, err := f.Query(ctx, []Statement{{SQL: "SELECT value FROM _raftsql_meta WHERE key = 'restore_applied'"}})
+	if err != nil {
+		return 0, err
+	}
+	if rs[0].Err != nil {
+		return 0, rs[0].Err
+	}
+	if len(rs[0].Rows) == 0 {
+		return 0, nil
+	}
+	v, _ := rs[0].Rows[0][0].(int64)
+	return uint64(v), nil
 }
 
 // readMetaOr reads an optional _raftsql_meta key (def when absent).

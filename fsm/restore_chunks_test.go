@@ -98,6 +98,9 @@ func TestChunkedRestore(t *testing.T) {
 	if n := stagedChunks(t, a); n != -1 {
 		t.Fatalf("staging left after the commit: %d", n)
 	}
+	if id, err := a.LastRestore(ctx); err != nil || id != 0xabc {
+		t.Fatalf("LastRestore = %x, %v", id, err)
+	}
 	ref := openT(t, t.TempDir())
 	mustApply(t, ref, es[:60]...)
 	mustApply(t, ref, ent(61, cmd(5, 1, st("INSERT INTO kv VALUES ('after', NULL, 1, 1)"))))
@@ -184,6 +187,9 @@ func TestChunkedRestoreRefused(t *testing.T) {
 			}
 			if n := stagedChunks(t, f); n != -1 {
 				t.Fatalf("staging left after a refused commit: %d", n)
+			}
+			if last, err := f.LastRestore(context.Background()); err != nil || last != 0 {
+				t.Fatalf("LastRestore after a refusal = %x, %v", last, err)
 			}
 		})
 	}

@@ -64,6 +64,8 @@ type Server struct {
 	term atomic.Uint64
 	// registered is set once the directory holds this node's addresses.
 	registered atomic.Bool
+	// restore runs POST /restore and --restore (restore.go).
+	restore *restorer
 
 	fatalc    chan struct{}
 	fatalOnce sync.Once
@@ -143,6 +145,13 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, fmt.Errorf("read raft store: %w", err)
 	}
 	fresh := s.startIndex == 0
+	// --restore: checked (and recorded as pending) before Raft starts, so
+	// that a bad file leaves the data directory fresh.
+	s.restore = newRestorer(s)
+	completeRestore, err := s.restore.restoreAtStart(ctx, fresh)
+	if err != nil {
+		return nil, err
+	}
 	var peers []consensus.Member
 	if fresh && cfg.Join == "" {
 		peers = cfg.Peers
@@ -261,6 +270,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		}
 	})
 	s.goRun("directory", func() error { s.announceLoop(runCtx); return nil })
+	if completeRestore != nil {
+		s.goRun("restore", func() error { return completeRestore(runCtx) })
+	}
 	if fresh && cfg.Join != "" {
 		s.goRun("join", func() error {
 			err := s.joinCluster(runCtx)
@@ -397,6 +409,9 @@ func (s *Server) ready() error {
 	// (and members can forward to it).
 	if !s.registered.Load() {
 		return errors.New("registering this node's addresses in the cluster directory")
+	}
+	if s.restore.pending.Load() {
+		return errors.New("loading the --restore file through the log")
 	}
 	return nil
 }

@@ -1,0 +1,343 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/raftsql/raftsql/backup"
+	"github.com/raftsql/raftsql/fsm"
+	_ "modernc.org/sqlite"
+)
+
+// makeSQLiteFile writes a SQLite database of about mib MiB: table big
+// with rows of 64 KiB random blobs, and table meta(k, v) with tag.
+func makeSQLiteFile(t *testing.T, path string, mib int, tag string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	stmts := []string{
+		"CREATE TABLE big(id INTEGER PRIMARY KEY, v BLOB NOT NULL)",
+		"CREATE TABLE meta(k TEXT PRIMARY KEY, v TEXT)",
+		fmt.Sprintf("INSERT INTO meta VALUES ('tag', '%s')", tag),
+		fmt.Sprintf("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < %d) INSERT INTO big SELECT i, randomblob(65536) FROM n", mib*16),
+	}
+	for _, s := range stmts {
+		if _, err := db.Exec(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// postRestore posts the file at path to node i's /restore.
+func (c *testCluster) postRestore(i int, path string) (int, map[string]any) {
+	c.t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	code, body := httpDo(c.t, "POST", "http://"+c.servers[i].HTTPAddr()+"/restore", b)
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		c.t.Fatalf("restore answer %d %q: %v", code, body, err)
+	}
+	return code, m
+}
+
+// waitSameState waits until every node applied the same index, then
+// requires the same checksum everywhere (invariant 5).
+func (c *testCluster) waitSameState(ctx context.Context) {
+	c.t.Helper()
+	for {
+		var idx []uint64
+		for _, s := range c.servers {
+			if s != nil {
+				idx = append(idx, s.fsm.AppliedIndex())
+			}
+		}
+		same := true
+		for _, v := range idx {
+			same = same && v == idx[0]
+		}
+		if same {
+			var sums [][32]byte
+			var at []uint64
+			for _, s := range c.servers {
+				if s == nil {
+					continue
+				}
+				i, sum, err := s.fsm.Checksum(ctx)
+				if err != nil {
+					c.t.Fatal(err)
+				}
+				at, sums = append(at, i), append(sums, sum)
+			}
+			ok := true
+			for k := range sums {
+				ok = ok && at[k] == at[0]
+			}
+			if ok {
+				for k := range sums {
+					if sums[k] != sums[0] {
+						c.t.Fatalf("replicas differ at index %d", at[0])
+					}
+				}
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			c.t.Fatalf("replicas did not converge: %v", idx)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// TestRestoreLargerThanOneEntry: a 20 MiB file (more than the 8 MiB one
+// proposal may carry) restored through a follower and then through the
+// leader replaces the state on every node, identically.
+func TestRestoreLargerThanOneEntry(t *testing.T) {
+	c := startCluster(t, 3)
+	lead := c.waitLeader()
+	follower := (lead + 1) % 3
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	conn := c.connect(lead, "")
+	if _, err := conn.Exec(ctx, "CREATE TABLE old(id INTEGER PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big.db")
+	makeSQLiteFile(t, big, 20, "big")
+	st, _ := os.Stat(big)
+	if st.Size() <= 8<<20 {
+		t.Fatalf("test file only %d bytes", st.Size())
+	}
+
+	for _, target := range []int{follower, lead} {
+		code, m := c.postRestore(target, big)
+		if code != 200 || m["status"] != "restored" || m["bytes"] != float64(st.Size()) || m["index"] == float64(0) {
+			t.Fatalf("restore through node %d: %d %v", target+1, code, m)
+		}
+		c.waitSameState(ctx)
+		for i := range 3 {
+			var n, size int64
+			q := c.connect(i, "")
+			if err := q.QueryRow(ctx, "SELECT count(*), sum(length(v)) FROM big").Scan(&n, &size); err != nil {
+				t.Fatalf("node %d: %v", i+1, err)
+			}
+			if n != 20*16 || size != 20*16*65536 {
+				t.Fatalf("node %d has %d rows, %d bytes", i+1, n, size)
+			}
+			if _, err := q.Exec(ctx, "SELECT * FROM old"); err == nil {
+				t.Fatalf("node %d still has the old table", i+1)
+			}
+			q.Close(ctx)
+		}
+		// No staging is left, and the temp copies are gone.
+		for i, s := range c.servers {
+			rs, err := s.fsm.Query(ctx, []fsm.Statement{{SQL: "SELECT count(*) FROM sqlite_schema WHERE name = '_raftsql_restore_chunks'"}})
+			if err != nil || rs[0].Rows[0][0] != int64(0) {
+				t.Fatalf("node %d kept the staging table: %v %v", i+1, rs, err)
+			}
+			left, _ := filepath.Glob(filepath.Join(backup.TempDir(c.cfgs[i].DataDir), "restore-*"))
+			if len(left) != 0 {
+				t.Fatalf("node %d kept %v", i+1, left)
+			}
+		}
+		if _, err := conn.Exec(ctx, "INSERT INTO meta VALUES ('after', 'x')"); err != nil {
+			t.Fatalf("write after restore: %v", err)
+		}
+	}
+}
+
+// TestRestoreRefusals: bad files get a 4xx with a clear message, and the
+// state stays as it was.
+func TestRestoreRefusals(t *testing.T) {
+	c := startCluster(t, 3)
+	lead := c.waitLeader()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conn := c.connect(lead, "")
+	if _, err := conn.Exec(ctx, "CREATE TABLE keep(id INTEGER PRIMARY KEY); INSERT INTO keep VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.db")
+	makeSQLiteFile(t, good, 1, "good")
+	data, _ := os.ReadFile(good)
+	trig := filepath.Join(dir, "trig.db")
+	db, err := sql.Open("sqlite", trig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("CREATE TABLE x(a); CREATE TRIGGER tr AFTER INSERT ON x BEGIN SELECT RAISE(ROLLBACK, 'no'); END;"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	trigData, _ := os.ReadFile(trig)
+	corrupt := append([]byte(nil), data...)
+	for i := 4096 * 3; i < 4096*4; i++ {
+		corrupt[i] ^= 0x5a
+	}
+	for name, tc := range map[string]struct {
+		body []byte
+		want string
+	}{
+		"garbage":   {[]byte("not a database at all"), "not a SQLite database"},
+		"empty":     {nil, "empty"},
+		"truncated": {data[:len(data)/3], "integrity"},
+		"corrupt":   {corrupt, "integrity"},
+		"trigger":   {trigData, "cannot be replicated"},
+	} {
+		code, body := httpDo(t, "POST", "http://"+c.servers[(lead+1)%3].HTTPAddr()+"/restore", tc.body)
+		var m map[string]string
+		_ = json.Unmarshal(body, &m)
+		if code != 400 || !strings.Contains(m["error"], tc.want) {
+			t.Errorf("%s: %d %s, want 400 with %q", name, code, body, tc.want)
+		}
+	}
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM keep").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("state changed by refused restores: %d %v", n, err)
+	}
+}
+
+// TestRestoreAtStart: --restore on one node of a new cluster loads the
+// file on every node, once; a bad file keeps the node from starting and
+// leaves its data directory fresh.
+func TestRestoreAtStart(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "boot.db")
+	makeSQLiteFile(t, file, 2, "boot")
+	bad := filepath.Join(dir, "bad.db")
+	if err := os.WriteFile(bad, bytes.Repeat([]byte("x"), 5000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A bad file: the node does not start, and no marker is left.
+	badCfg := Config{ID: "x", DataDir: t.TempDir(), PGAddr: freeAddr(t), RaftAddr: freeAddr(t), HTTPAddr: freeAddr(t),
+		Restore: bad, Logger: testLogger(t, "x")}
+	if s, err := Start(context.Background(), badCfg); err == nil || !errors.Is(err, backup.ErrNotSQLite) {
+		if s != nil {
+			s.Close(context.Background())
+		}
+		t.Fatalf("start with a bad --restore file: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(badCfg.DataDir, restorePendingFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a refused --restore left its marker: %v", err)
+	}
+	c := startClusterWith(t, 3, func(cfg *Config) {
+		if cfg.ID == "1" {
+			cfg.Restore = file
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	lead := c.waitLeader()
+	waitReady := func(i int) {
+		for {
+			if err := c.servers[i].ready(); err == nil {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("node %d not ready: %v", i+1, c.servers[i].ready())
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	waitReady(0)
+	if _, err := os.Stat(filepath.Join(c.cfgs[0].DataDir, restorePendingFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("marker left after the restore: %v", err)
+	}
+	conn := c.connect(lead, "")
+	var tag string
+	if err := conn.QueryRow(ctx, "SELECT v FROM meta WHERE k = 'tag'").Scan(&tag); err != nil || tag != "boot" {
+		t.Fatalf("restored tag %q %v", tag, err)
+	}
+	if _, err := conn.Exec(ctx, "INSERT INTO meta VALUES ('after', 'x')"); err != nil {
+		t.Fatal(err)
+	}
+	c.waitSameState(ctx)
+	// A restart with the flag still set restores nothing again.
+	c.stop(0)
+	c.start(0)
+	c.waitLeader()
+	waitReady(0)
+	c.waitSameState(ctx)
+	var n int
+	q := c.connect(0, "")
+	if err := q.QueryRow(ctx, "SELECT count(*) FROM meta WHERE k = 'after'").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("a restart restored again: %d %v", n, err)
+	}
+}
+
+// TestRestoreMarkerRetried: a --restore interrupted by a crash (the marker
+// is still there) is completed at the next start; one that was applied
+// before the crash is not applied again.
+func TestRestoreMarkerRetried(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "boot.db")
+	makeSQLiteFile(t, file, 1, "retry")
+	c := startCluster(t, 1)
+	c.waitLeader()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	conn := c.connect(0, "")
+	if _, err := conn.Exec(ctx, "CREATE TABLE pre(id INTEGER)"); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	// As if the node crashed right after writing the marker.
+	c.stop(0)
+	if err := writeRestoreMarker(filepath.Join(c.cfgs[0].DataDir, restorePendingFile), 0x1234, file); err != nil {
+		t.Fatal(err)
+	}
+	c.start(0)
+	for c.servers[0].ready() != nil {
+		if ctx.Err() != nil {
+			t.Fatalf("not ready: %v", c.servers[0].ready())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	conn = c.connect(0, "")
+	var tag string
+	if err := conn.QueryRow(ctx, "SELECT v FROM meta WHERE k = 'tag'").Scan(&tag); err != nil || tag != "retry" {
+		t.Fatalf("the pending restore was not completed: %q %v", tag, err)
+	}
+	if id, err := c.servers[0].fsm.LastRestore(ctx); err != nil || id != 0x1234 {
+		t.Fatalf("LastRestore %x %v", id, err)
+	}
+	if _, err := conn.Exec(ctx, "INSERT INTO meta VALUES ('after', 'x')"); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close(ctx)
+	// A crash after the commit but before the marker was removed.
+	c.stop(0)
+	if err := writeRestoreMarker(filepath.Join(c.cfgs[0].DataDir, restorePendingFile), 0x1234, file); err != nil {
+		t.Fatal(err)
+	}
+	c.start(0)
+	for c.servers[0].ready() != nil {
+		if ctx.Err() != nil {
+			t.Fatalf("not ready: %v", c.servers[0].ready())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	conn = c.connect(0, "")
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM meta WHERE k = 'after'").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("the applied restore ran again: %d %v", n, err)
+	}
+}
