@@ -3,15 +3,22 @@ package server
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 	"time"
 
 	"github.com/raftsql/raftsql/consensus"
+	"github.com/raftsql/raftsql/consensus/node"
+	"github.com/raftsql/raftsql/pgwire"
 )
 
 // metrics holds what the node counts itself; the rest of /metrics is read
-// from the components when scraped.
+// from the components when scraped. It is the pgwire.Observer of the
+// PostgreSQL front end. Label values come from closed sets (roles,
+// pgwire.QueryKinds, SQLSTATEs capped at maxSQLStates), so the number of
+// series stays bounded whatever clients send.
 type metrics struct {
 	mu          sync.Mutex
 	lastLeader  string
@@ -19,12 +26,101 @@ type metrics struct {
 	leaderChgs  uint64
 	writeHist   histogram
 	readHist    histogram
+	saveHist    histogram // Raft log Save: one write + fsync
 	writeErrors uint64
 	readErrors  uint64
+
+	connsOpen  int64
+	connsTotal uint64
+	queryHist  map[pgwire.QueryKind]*histogram
+	sqlErrors  map[string]uint64 // by SQLSTATE
 }
 
+// maxSQLStates bounds the sqlstate label of raftsql_errors_total; more
+// distinct codes than this are counted as sqlstate="other".
+const maxSQLStates = 200
+
 func newMetrics() *metrics {
-	return &metrics{writeHist: newHistogram(), readHist: newHistogram()}
+	m := &metrics{writeHist: newHistogram(), readHist: newHistogram(), saveHist: newHistogram(),
+		queryHist: make(map[pgwire.QueryKind]*histogram), sqlErrors: make(map[string]uint64)}
+	for _, k := range pgwire.QueryKinds {
+		h := newHistogram()
+		m.queryHist[k] = &h
+	}
+	return m
+}
+
+var _ pgwire.Observer = (*metrics)(nil)
+
+// ConnOpened implements pgwire.Observer.
+func (m *metrics) ConnOpened() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.connsOpen++
+	m.connsTotal++
+}
+
+// ConnClosed implements pgwire.Observer.
+func (m *metrics) ConnClosed() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.connsOpen--
+}
+
+// Query implements pgwire.Observer.
+func (m *metrics) Query(kind pgwire.QueryKind, d time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h := m.queryHist[kind]
+	if h == nil {
+		h = m.queryHist[pgwire.QueryOther]
+	}
+	h.observe(d)
+}
+
+// Error implements pgwire.Observer.
+func (m *metrics) Error(sqlstate string) {
+	label := sqlstateLabel(sqlstate)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.sqlErrors[label]; !ok && len(m.sqlErrors) >= maxSQLStates {
+		label = "other"
+	}
+	m.sqlErrors[label]++
+}
+
+// sqlstateLabel is code if it is a well-formed SQLSTATE (five digits or
+// upper-case letters), else XX000 (internal error).
+func sqlstateLabel(code string) string {
+	if len(code) != 5 {
+		return "XX000"
+	}
+	for i := 0; i < len(code); i++ {
+		if c := code[i]; !(c >= '0' && c <= '9' || c >= 'A' && c <= 'Z') {
+			return "XX000"
+		}
+	}
+	return code
+}
+
+func (m *metrics) observeSave(d time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.saveHist.observe(d)
+}
+
+// timedStore times every Save of the Raft log (one write and one fsync)
+// into raftsql_raft_save_duration_seconds.
+type timedStore struct {
+	node.LogStore
+	m *metrics
+}
+
+func (t timedStore) Save(hs consensus.HardState, entries []consensus.Entry, snap *consensus.SnapshotMeta) error {
+	start := time.Now()
+	err := t.LogStore.Save(hs, entries, snap)
+	t.m.observeSave(time.Since(start))
+	return err
 }
 
 // histogram is a cumulative latency histogram with fixed buckets (seconds).
@@ -51,12 +147,28 @@ func (h *histogram) observe(d time.Duration) {
 	h.count++
 }
 
+func (h *histogram) clone() histogram {
+	c := *h
+	c.counts = append([]uint64(nil), h.counts...)
+	return c
+}
+
 func (h *histogram) write(w io.Writer, name, help string) {
 	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name)
-	for i, b := range h.bounds {
-		fmt.Fprintf(w, "%s_bucket{le=\"%g\"} %d\n", name, b, h.counts[i])
+	h.writeSeries(w, name, "")
+}
+
+// writeSeries writes the series of one histogram; labels ("" or
+// `kind="select"`) go before le.
+func (h *histogram) writeSeries(w io.Writer, name, labels string) {
+	sep, braced := "", ""
+	if labels != "" {
+		sep, braced = labels+",", "{"+labels+"}"
 	}
-	fmt.Fprintf(w, "%s_bucket{le=\"+Inf\"} %d\n%s_sum %g\n%s_count %d\n", name, h.count, name, h.sum, name, h.count)
+	for i, b := range h.bounds {
+		fmt.Fprintf(w, "%s_bucket{%sle=\"%g\"} %d\n", name, sep, b, h.counts[i])
+	}
+	fmt.Fprintf(w, "%s_bucket{%sle=\"+Inf\"} %d\n%s_sum%s %g\n%s_count%s %d\n", name, sep, h.count, name, braced, h.sum, name, braced, h.count)
 }
 
 func (m *metrics) observeWrite(d time.Duration, err error) {
@@ -151,12 +263,47 @@ func (s *Server) writeMetrics(w io.Writer) {
 	counter(w, "raftsql_log_fsyncs_total", "Durable commits of the Raft log.", stats.Commits)
 	counter(w, "raftsql_log_entries_written_total", "Entries written to the Raft log.", stats.Entries)
 	counter(w, "raftsql_log_sync_seconds_total", "Time spent writing and fsyncing the Raft log.", stats.SyncTime.Seconds())
+	counter(w, "raftsql_snapshots_total", "Snapshots this node took of its SQLite state.", nm.SnapshotsTaken)
+	counter(w, "raftsql_snapshot_seconds_total", "Time spent taking snapshots.", nm.SnapshotTime.Seconds())
+	gauge(w, "raftsql_snapshot_last_seconds", "Duration of the last snapshot taken.", nm.LastSnapshot.Seconds())
+	counter(w, "raftsql_snapshots_installed_total", "Snapshots received from a leader and installed.", nm.SnapshotsInstalled)
+	counter(w, "raftsql_snapshot_install_seconds_total", "Time spent installing received snapshots.", nm.InstallTime.Seconds())
+
+	// Copy under the lock, write after it: a slow scraper must not stall
+	// the sessions that report to the same metrics.
 	m := s.metrics
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	counter(w, "raftsql_leader_changes_total", "Leader changes seen by this node.", m.leaderChgs)
-	counter(w, "raftsql_write_errors_total", "Writes that returned an error to the client.", m.writeErrors)
-	counter(w, "raftsql_read_errors_total", "Reads that returned an error to the client.", m.readErrors)
-	m.writeHist.write(w, "raftsql_write_duration_seconds", "Latency of replicated writes, from proposal to local apply.")
-	m.readHist.write(w, "raftsql_read_duration_seconds", "Latency of reads, including the consistency wait.")
+	leaderChgs, writeErrors, readErrors := m.leaderChgs, m.writeErrors, m.readErrors
+	writeHist, readHist, saveHist := m.writeHist.clone(), m.readHist.clone(), m.saveHist.clone()
+	connsOpen, connsTotal := m.connsOpen, m.connsTotal
+	queryHist := make(map[pgwire.QueryKind]histogram, len(m.queryHist))
+	for k, h := range m.queryHist {
+		queryHist[k] = h.clone()
+	}
+	sqlErrors := maps.Clone(m.sqlErrors)
+	m.mu.Unlock()
+
+	counter(w, "raftsql_leader_changes_total", "Leader changes seen by this node.", leaderChgs)
+	counter(w, "raftsql_write_errors_total", "Writes that returned an error to the client.", writeErrors)
+	counter(w, "raftsql_read_errors_total", "Reads that returned an error to the client.", readErrors)
+	writeHist.write(w, "raftsql_write_duration_seconds", "Latency of replicated writes (proposals made through this node), from proposal to local apply.")
+	readHist.write(w, "raftsql_read_duration_seconds", "Latency of reads, including the consistency wait.")
+	saveHist.write(w, "raftsql_raft_save_duration_seconds", "Latency of Raft log writes, each one fsync.")
+
+	gauge(w, "raftsql_pg_connections", "Open PostgreSQL sessions (past startup and authentication).", connsOpen)
+	counter(w, "raftsql_pg_connections_total", "PostgreSQL sessions opened.", connsTotal)
+	fmt.Fprintf(w, "# HELP raftsql_queries_total Statements executed, by kind.\n# TYPE raftsql_queries_total counter\n")
+	for _, k := range pgwire.QueryKinds {
+		h := queryHist[k]
+		fmt.Fprintf(w, "raftsql_queries_total{kind=%q} %d\n", string(k), h.count)
+	}
+	fmt.Fprintf(w, "# HELP raftsql_query_duration_seconds Latency of statements, by kind, from submission to the result sent.\n# TYPE raftsql_query_duration_seconds histogram\n")
+	for _, k := range pgwire.QueryKinds {
+		h := queryHist[k]
+		h.writeSeries(w, "raftsql_query_duration_seconds", fmt.Sprintf("kind=%q", string(k)))
+	}
+	fmt.Fprintf(w, "# HELP raftsql_errors_total Errors sent to PostgreSQL clients, by SQLSTATE.\n# TYPE raftsql_errors_total counter\n")
+	for _, code := range slices.Sorted(maps.Keys(sqlErrors)) {
+		fmt.Fprintf(w, "raftsql_errors_total{sqlstate=%q} %d\n", code, sqlErrors[code])
+	}
 }

@@ -182,7 +182,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Peers:             peers,
 		ElectionTimeout:   cfg.ElectionTimeout,
 		HeartbeatInterval: cfg.HeartbeatInterval,
-		Store:             s.store,
+		Store:             timedStore{LogStore: s.store, m: s.metrics},
 		Transport:         s.tr,
 		StateMachine:      s.fsm,
 		Logger:            s.log,
@@ -229,6 +229,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 
 		StatementTimeout: cfg.StatementTimeout,
 		IdleInTxTimeout:  cfg.IdleInTxTimeout,
+		Observer:         s.metrics,
 	}); err != nil {
 		cancel()
 		return nil, err
@@ -261,7 +262,9 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	s.goRun("promoter", func() error { s.promoteLoop(runCtx); return nil })
 	s.goRun("term", func() error {
 		for {
-			s.term.Store(s.node.Status().Term)
+			st := s.node.Status()
+			s.term.Store(st.Term)
+			s.metrics.noteLeader(st.Lead) // between scrapes too
 			select {
 			case <-runCtx.Done():
 				return nil
