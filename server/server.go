@@ -423,6 +423,11 @@ func (s *Server) ready() error {
 // operator must act, e.g. remove the old member first).
 var errJoinRefused = errors.New("join refused")
 
+// ErrJoinUnauthorized: the cluster's HTTP API answered /join with 401, so
+// the node stops: it runs with --auth-file and this node sent no
+// credentials (--join-user, RAFTSQL_JOIN_PASSWORD) or wrong ones.
+var ErrJoinUnauthorized = errors.New("the cluster requires valid credentials for /join")
+
 // joinCluster asks the members at cfg.Join (a comma-separated list, tried
 // in turn) to add this node, retrying until one accepts. A node that is to
 // be a voter then keeps asking until it is one: the promotion intent lives
@@ -497,6 +502,8 @@ func (s *Server) askToJoin(ctx context.Context) error {
 			}
 			s.log.Info("joined the cluster", "through", addr, "status", jr.Status)
 			return nil
+		case err == nil && code == http.StatusUnauthorized:
+			return s.joinUnauthorized(addr, msg)
 		case err == nil && code >= 400 && code < 500:
 			return fmt.Errorf("%w through %s: %s", errJoinRefused, addr, bytes.TrimSpace(msg))
 		case err == nil:
@@ -513,13 +520,37 @@ func (s *Server) askToJoin(ctx context.Context) error {
 	}
 }
 
+// joinUnauthorized is the error of a /join answered with 401: what the
+// operator has to change.
+func (s *Server) joinUnauthorized(addr string, body []byte) error {
+	var e struct {
+		Error string `json:"error"`
+	}
+	reason := string(bytes.TrimSpace(body))
+	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		reason = e.Error
+	}
+	if s.cfg.JoinUser == "" {
+		return fmt.Errorf("%w: %w through %s: the cluster runs with --auth-file; start this node with --join-user USER and the password in RAFTSQL_JOIN_PASSWORD (%s)",
+			errJoinRefused, ErrJoinUnauthorized, addr, reason)
+	}
+	return fmt.Errorf("%w: %w through %s: --join-user %q and its password (RAFTSQL_JOIN_PASSWORD) do not match a user of the cluster's --auth-file (%s)",
+		errJoinRefused, ErrJoinUnauthorized, addr, s.cfg.JoinUser, reason)
+}
+
 // postJSON posts body to http://addr/path and returns the status and body.
+// With --join-user it sends those credentials (HTTP basic auth, which
+// auth.BasicAuth checks against the auth file's SCRAM verifiers); serve
+// the API over TLS when they cross a network.
 func (s *Server) postJSON(ctx context.Context, addr, path string, body []byte) (int, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.sec.HTTPScheme()+"://"+addr+path, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if s.cfg.JoinUser != "" {
+		req.SetBasicAuth(s.cfg.JoinUser, s.cfg.JoinPassword)
+	}
 	resp, err := s.httpClient.Do(req)
 	if err != nil {
 		return 0, nil, err
