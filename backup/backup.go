@@ -126,11 +126,21 @@ func CheckLocal(path string) (int64, error) {
 	if err := CheckHeader(head[:n]); err != nil {
 		return 0, fmt.Errorf("%s: %w", path, err)
 	}
-	if wst, err := os.Stat(path + "-wal"); err == nil && wst.Size() > 0 {
-		return 0, fmt.Errorf("%s: %w (%s-wal, %d bytes): stop the application that uses it, or run: sqlite3 %s 'PRAGMA wal_checkpoint(TRUNCATE)'",
-			path, ErrWALPresent, path, wst.Size(), path)
+	if err := CheckWAL(path); err != nil {
+		return 0, err
 	}
 	return st.Size(), nil
+}
+
+// CheckWAL reports ErrWALPresent when a non-empty path-wal lies next to
+// the database at path: changes an application has not checkpointed into
+// the file yet, which a copy of the file alone would lose.
+func CheckWAL(path string) error {
+	if wst, err := os.Stat(path + "-wal"); err == nil && wst.Size() > 0 {
+		return fmt.Errorf("%s: %w (%s-wal, %d bytes): stop the application that uses it, or run: sqlite3 %s 'PRAGMA wal_checkpoint(TRUNCATE)'",
+			path, ErrWALPresent, path, wst.Size(), path)
+	}
+	return nil
 }
 
 // Receive streams r into a new temp file in dir (created if needed),

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/raftsql/raftsql/backup"
 )
 
 // adminClient talks to one node's HTTP API (DESIGN.md, "The HTTP API").
@@ -487,28 +489,46 @@ func checkSQLiteFile(f io.ReaderAt) error {
 	return nil
 }
 
-// restore posts the SQLite file at path to /restore. A file that is not a
-// SQLite database is refused here, before anything is sent.
-func (c *adminClient) restore(ctx context.Context, path string) (int64, error) {
+// restoreReply is the answer of POST /restore.
+type restoreReply struct {
+	Status string `json:"status"`
+	Bytes  int64  `json:"bytes"`
+	Index  uint64 `json:"index"` // the log index of the commit (0: not said)
+}
+
+// restore streams the SQLite file at path to /restore (never reading it
+// whole into memory) and returns the server's answer, which comes once
+// every chunk and the commit went through the log. A file that is not a
+// SQLite database, or that has a -wal file next to it with changes the
+// main file lacks (an application still has it open), is refused here,
+// before anything is sent.
+func (c *adminClient) restore(ctx context.Context, path string) (restoreReply, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, fmt.Errorf("restore: %w", err)
+		return restoreReply{}, fmt.Errorf("restore: %w", err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return 0, fmt.Errorf("restore: %w", err)
+		return restoreReply{}, fmt.Errorf("restore: %w", err)
 	}
 	if err := checkSQLiteFile(f); err != nil {
-		return 0, fmt.Errorf("restore: %s: %w", path, err)
+		return restoreReply{}, fmt.Errorf("restore: %s: %w", path, err)
+	}
+	if err := backup.CheckWAL(path); err != nil {
+		return restoreReply{}, fmt.Errorf("restore: %w", err)
 	}
 	resp, err := c.do(ctx, http.MethodPost, "/restore", f, fi.Size(), "application/vnd.sqlite3")
 	if err != nil {
-		return 0, err
+		return restoreReply{}, err
 	}
 	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
-	return fi.Size(), nil
+	reply := restoreReply{Bytes: fi.Size()}
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	if json.Unmarshal(raw, &reply) != nil || reply.Bytes == 0 {
+		reply.Bytes = fi.Size()
+	}
+	return reply, nil
 }
 
 // Membership and leadership requests (POST /join, /remove,

@@ -224,11 +224,15 @@ func (e env) run(ctx context.Context, args []string, stdin io.Reader, stdout, st
 					}
 					ctx, cancel := withLongTimeout(c)
 					defer cancel()
-					n, err := e.adminClient(c, c.String("http")).restore(ctx, file)
+					r, err := e.adminClient(c, c.String("http")).restore(ctx, file)
 					if err != nil {
 						return err
 					}
-					fmt.Fprintf(stdout, "restore: sent %d bytes from %s; the cluster applied it\n", n, file)
+					at := ""
+					if r.Index != 0 {
+						at = fmt.Sprintf(" at log index %d", r.Index)
+					}
+					fmt.Fprintf(stdout, "restore: sent %d bytes from %s; the cluster applied it%s\n", r.Bytes, file, at)
 					return nil
 				},
 			},
