@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -455,24 +457,30 @@ func (s *Server) joinCluster(ctx context.Context) error {
 	}
 }
 
-// joinAddrs lists where to send /join: the leader and the other members
-// from the node directory once this node has it, then the --join list.
+// joinAddrs lists where to send /join, each address once: the leader
+// from the node directory once this node has it, the other members in id
+// order, then the --join list. The order is stable because askToJoin
+// takes the next address at each attempt and an attempt on a member that
+// is down costs a timeout: with the order of a map, one frozen member
+// (the one named by --join, listed twice before) could take every
+// attempt while the leader waits.
 func (s *Server) joinAddrs(ctx context.Context) []string {
 	var addrs []string
-	if nodes, err := s.fsm.Nodes(ctx); err == nil {
-		if lead := nodes[s.node.Leader()].HTTPAddr; lead != "" {
-			addrs = append(addrs, lead)
+	add := func(a string) {
+		if a != "" && !slices.Contains(addrs, a) {
+			addrs = append(addrs, a)
 		}
-		for id, n := range nodes {
-			if id != s.cfg.ID && n.HTTPAddr != "" && (len(addrs) == 0 || n.HTTPAddr != addrs[0]) {
-				addrs = append(addrs, n.HTTPAddr)
+	}
+	if nodes, err := s.fsm.Nodes(ctx); err == nil {
+		add(nodes[s.node.Leader()].HTTPAddr)
+		for _, id := range slices.Sorted(maps.Keys(nodes)) {
+			if id != s.cfg.ID {
+				add(nodes[id].HTTPAddr)
 			}
 		}
 	}
 	for _, a := range strings.Split(s.cfg.Join, ",") {
-		if a = strings.TrimSpace(a); a != "" {
-			addrs = append(addrs, a)
-		}
+		add(strings.TrimSpace(a))
 	}
 	return addrs
 }
