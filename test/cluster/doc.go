@@ -22,6 +22,13 @@
 // test's faults per directed link. The dialer of a proxied connection is
 // named by looking its socket up in /proc (faultproxy.ProcIdentify).
 //
+// Membership (membership.go): RemoveMember retires a node (POST /remove,
+// confirmed in the leader's configuration), Rejoin brings a retired or
+// spare node back with a wiped data directory through --join, SpareNode
+// hands out a node that may join. A node started with --join advertises
+// its front door (--raft-advertise-addr), so its links are proxied too.
+// Members/MemberIDs list the nodes that are not retired.
+//
 // All waits poll GET /readyz and GET /status with a deadline taken from the
 // context; nothing sleeps and hopes.
 //

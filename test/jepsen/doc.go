@@ -16,7 +16,17 @@
 //     once, and inserts that got a definite error are on none).
 //   - Nemesis: a seeded scheduler of faults (kill -9 and restart, SIGSTOP
 //     pauses, partitions isolating the leader or splitting the cluster, one
-//     way partitions, leadership transfer) whose schedule is recorded.
+//     way partitions, leadership transfer, delays, dropped / duplicated /
+//     reordered Raft frames, and membership changes: a follower or the
+//     leader removed and brought back wiped through --join, a spare joined
+//     as a learner or as a fourth voter and removed) whose schedule is
+//     recorded. Faults never overlap: one is healed before the next starts,
+//     and a membership change whose heal failed is repaired before any
+//     other fault (so no fault meets a cluster short of a voter).
+//     NemesisConfig.First puts chosen kinds at the start of a run.
+//   - Membership: the workers and the end checks follow Cluster.IDs, the
+//     current members; a worker whose node is removed fails and moves on to
+//     a member; a node removed and not back is left out of the checks.
 //   - Run wires them: set up tables, start the workers (connections spread
 //     over every node, retrying on error), run the nemesis for the duration,
 //     heal, wait for the replicas to converge, read the final state from

@@ -61,11 +61,21 @@ const (
 )
 
 // AllNemeses is every kind, the default mix.
-var AllNemeses = []string{KillAny, KillLeader, PauseAny, PauseLeader, IsolateLeader, SplitRandom, LeaderDeaf, LeaderMute, TransferLeader, SlowNetwork}
+var AllNemeses = []string{KillAny, KillLeader, PauseAny, PauseLeader, IsolateLeader, SplitRandom, LeaderDeaf, LeaderMute, TransferLeader, SlowNetwork,
+	MessageFaults, MemberRemove, MemberRemoveLeader, MemberLearner, MemberVoter}
 
 // leaderKinds are the faults aimed at the leader, for the availability
 // figures.
-var leaderKinds = []string{KillLeader, PauseLeader, IsolateLeader, LeaderDeaf, LeaderMute, TransferLeader}
+var leaderKinds = []string{KillLeader, PauseLeader, IsolateLeader, LeaderDeaf, LeaderMute, TransferLeader, MemberRemoveLeader}
+
+// clusterKinds are faults that touch the whole cluster (or may take the
+// leader away) whatever their targets: their availability is measured
+// too.
+var clusterKinds = []string{SplitRandom, SlowNetwork, MessageFaults, MemberRemove, MemberLearner, MemberVoter}
+
+// errSwitchedOff: the kind is not supported by the cluster; nothing was
+// injected.
+var errSwitchedOff = errors.New("jepsen: nemesis switched off")
 
 // Fault is one entry of the nemesis schedule.
 type Fault struct {
@@ -98,9 +108,18 @@ func (f Fault) HitsLeader() bool {
 	return f.Leader != "" && slices.Contains(f.Targets, f.Leader)
 }
 
+// Measured reports whether the availability around the fault is
+// measured: it took the leader away, or it touches the whole cluster.
+func (f Fault) Measured() bool {
+	return f.HitsLeader() || slices.Contains(clusterKinds, f.Kind)
+}
+
 // NemesisConfig sets the mix and rhythm of faults.
 type NemesisConfig struct {
-	Kinds []string         // default AllNemeses
+	Kinds []string // default AllNemeses
+	// First are injected first, in this order, before the seeded mix
+	// (a short run that must include some kinds).
+	First []string
 	Quiet [2]time.Duration // healthy time between faults, min and max (default 2s–4s)
 	Hold  [2]time.Duration // how long a fault lasts, min and max (default 3s–6s)
 }
@@ -132,6 +151,10 @@ type Nemesis struct {
 	mu     sync.Mutex
 	faults []Fault
 	off    map[string]string // kinds switched off, with why
+
+	// pending is a heal that failed (a membership change not undone):
+	// no new fault starts until it succeeds.
+	pending func(context.Context) error
 }
 
 // NewNemesis returns a nemesis over cl whose choices come from seed.
@@ -150,9 +173,14 @@ func (n *Nemesis) between(r [2]time.Duration) time.Duration {
 // Run injects faults until ctx ends, then heals everything it did. It
 // returns the schedule.
 func (n *Nemesis) Run(ctx context.Context) []Fault {
+	defer n.repair(context.Background())
+	first := slices.Clone(n.cfg.First)
 	for {
 		if sleep(ctx, n.between(n.cfg.Quiet)) != nil {
 			return n.Faults()
+		}
+		if !n.repair(ctx) {
+			continue
 		}
 		kinds := n.enabled()
 		if len(kinds) == 0 {
@@ -160,9 +188,40 @@ func (n *Nemesis) Run(ctx context.Context) []Fault {
 			return n.Faults()
 		}
 		kind := kinds[n.rng.IntN(len(kinds))]
+		if len(first) > 0 {
+			kind, first = first[0], first[1:]
+		}
 		hold := n.between(n.cfg.Hold)
 		n.inject(ctx, kind, hold)
 	}
+}
+
+// repair retries a heal that failed; it reports whether the cluster is
+// whole again. Every attempt is recorded in the schedule.
+func (n *Nemesis) repair(ctx context.Context) bool {
+	if n.pending == nil {
+		return true
+	}
+	f := Fault{Kind: "repair", Start: n.clock.Now()}
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), membershipTimeout)
+	err := n.pending(hctx)
+	cancel()
+	if err == nil {
+		n.pending = nil
+		f.Note = "the failed heal succeeded"
+	} else {
+		f.Note = "heal error: " + err.Error()
+	}
+	f.End = n.clock.Now()
+	n.record(f)
+	return err == nil
+}
+
+func (n *Nemesis) switchOff(kind, why string) {
+	n.mu.Lock()
+	n.off[kind] = why
+	n.mu.Unlock()
+	n.log.Warn("nemesis: switched off", "kind", kind, "why", why)
 }
 
 func (n *Nemesis) enabled() []string {
@@ -235,7 +294,23 @@ func (n *Nemesis) inject(ctx context.Context, kind string, hold time.Duration) {
 	}
 	var heal func(context.Context) error
 	var err error
+	healTimeout := 30 * time.Second
 	switch kind {
+	case MemberRemove, MemberRemoveLeader, MemberLearner, MemberVoter:
+		if len(ids) < 3 {
+			n.log.Info("nemesis: membership change skipped: fewer than 3 members", "kind", kind, "members", ids)
+			return
+		}
+		heal, err = n.injectMembership(ctx, kind, &f, leader, ids)
+		if err == errSwitchedOff {
+			return
+		}
+		healTimeout = membershipTimeout
+	case MessageFaults:
+		heal, err = n.injectMessageFaults(&f, ids)
+		if err == errSwitchedOff {
+			return
+		}
 	case KillAny, KillLeader:
 		if kind == KillAny {
 			target = pick()
@@ -312,10 +387,7 @@ func (n *Nemesis) inject(ctx context.Context, kind string, hold time.Duration) {
 		err = n.cl.TransferLeadership(tctx, to)
 		cancel()
 		if errors.Is(err, ErrUnsupported) {
-			n.mu.Lock()
-			n.off[kind] = err.Error()
-			n.mu.Unlock()
-			n.log.Warn("nemesis: leadership transfer not supported; switched off", "err", err)
+			n.switchOff(kind, err.Error())
 			return
 		}
 		hold = 0
@@ -328,9 +400,12 @@ func (n *Nemesis) inject(ctx context.Context, kind string, hold time.Duration) {
 	}
 	sleep(ctx, hold)
 	if heal != nil {
-		hctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		hctx, cancel := context.WithTimeout(context.Background(), healTimeout)
 		if herr := heal(hctx); herr != nil {
 			f.Note = strings.TrimPrefix(f.Note+"; ", "; ") + "heal error: " + herr.Error()
+			if healTimeout == membershipTimeout {
+				n.pending = heal
+			}
 		}
 		cancel()
 	}
@@ -348,7 +423,8 @@ type Availability struct {
 	Mean   time.Duration // mean over faults of each fault's longest gap
 }
 
-// ComputeAvailability finds, for every fault that took the leader away, the
+// ComputeAvailability finds, for every fault that took the leader away or
+// touched the whole cluster (Fault.Measured), the
 // longest gap between consecutive acknowledged writes that began while the
 // fault was on (or in the second before it started: the write in flight
 // when the fault hit), and reports the worst per kind. An outage that began
@@ -358,7 +434,7 @@ func ComputeAvailability(faults []Fault, acks []time.Duration, runEnd time.Durat
 	byKind := map[string]*Availability{}
 	sums := map[string]time.Duration{}
 	for _, f := range faults {
-		if !f.HitsLeader() {
+		if !f.Measured() {
 			continue
 		}
 		lo, hi := f.Start-time.Second, f.End

@@ -416,6 +416,15 @@ func (r *Result) Summary() string {
 		fmt.Fprintf(&b, "porcupine (writes + %s reads): %d ops: %s\n", strings.Join(lc.Levels, ","), lc.Ops, lc.Result)
 	}
 	fmt.Fprintf(&b, "faults: %d\n", len(r.Faults))
+	byKind := map[string]int{}
+	for _, f := range r.Faults {
+		byKind[f.Kind]++
+	}
+	var kinds []string
+	for _, k := range sortedKeys(byKind) {
+		kinds = append(kinds, fmt.Sprintf("%s=%d", k, byKind[k]))
+	}
+	fmt.Fprintf(&b, "faults by kind: %s\n", strings.Join(kinds, " "))
 	for _, f := range r.Faults {
 		fmt.Fprintf(&b, "  %s\n", f)
 	}
