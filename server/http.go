@@ -7,8 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/raftsql/raftsql/auth"
 	"github.com/raftsql/raftsql/consensus"
@@ -92,6 +96,91 @@ func writeError(w http.ResponseWriter, code int, err error) {
 	writeJSON(w, code, map[string]string{"error": err.Error()})
 }
 
+// decodeJoin reads and checks the body of POST /join. On bad input it
+// answers 4xx with a JSON error and returns false; nothing else is
+// touched (FuzzAdminJSON).
+func decodeJoin(w http.ResponseWriter, r *http.Request) (joinRequest, []byte, bool) {
+	var req joinRequest
+	body, err := decodeJSON(r, &req)
+	if err == nil {
+		req.ID, req.RaftAddr = strings.TrimSpace(req.ID), strings.TrimSpace(req.RaftAddr)
+		switch {
+		case req.ID == "" || req.RaftAddr == "":
+			err = errors.New(`"id" and "raft_addr" are required`)
+		default:
+			err = errors.Join(checkNodeID(req.ID), checkRaftAddr(req.RaftAddr))
+		}
+	}
+	if err != nil {
+		writeError(w, decodeStatus(err), err)
+		return req, nil, false
+	}
+	return req, body, true
+}
+
+// decodeID reads and checks the body of POST /remove and
+// /transfer-leadership, {"id"}, like decodeJoin.
+func decodeID(w http.ResponseWriter, r *http.Request) (idRequest, []byte, bool) {
+	var req idRequest
+	body, err := decodeJSON(r, &req)
+	switch {
+	case err != nil:
+	case req.ID == "":
+		err = errors.New(`"id" is required`)
+	default:
+		err = checkNodeID(req.ID)
+	}
+	if err != nil {
+		writeError(w, decodeStatus(err), err)
+		return req, nil, false
+	}
+	return req, body, true
+}
+
+// errBodyTooLarge: a JSON request body over maxJSONBody (413).
+var errBodyTooLarge = fmt.Errorf("body larger than %d bytes", maxJSONBody)
+
+func decodeStatus(err error) int {
+	if errors.Is(err, errBodyTooLarge) {
+		return http.StatusRequestEntityTooLarge
+	}
+	return http.StatusBadRequest
+}
+
+// maxNodeID bounds a node id in a request (ids end up in the Raft
+// configuration, logs and metric labels).
+const maxNodeID = 128
+
+// checkNodeID refuses ids no node could have: empty, longer than
+// maxNodeID bytes, not UTF-8, or with white space or control characters.
+func checkNodeID(id string) error {
+	if id == "" || len(id) > maxNodeID || !utf8.ValidString(id) {
+		return fmt.Errorf(`"id" must be 1 to %d bytes of UTF-8`, maxNodeID)
+	}
+	for _, r := range id {
+		if unicode.IsSpace(r) || unicode.IsControl(r) {
+			return fmt.Errorf(`"id" %q contains white space or a control character`, id)
+		}
+	}
+	return nil
+}
+
+// checkRaftAddr refuses a raft_addr that no node could be dialed at: it
+// must be host:port with a host and a numeric port 1-65535.
+func checkRaftAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || len(addr) > 300 {
+		return fmt.Errorf(`"raft_addr" %.300q is not host:port`, addr)
+	}
+	if host == "" {
+		return fmt.Errorf(`"raft_addr" %q has no host`, addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port {
+		return fmt.Errorf(`"raft_addr" %q: port must be a number from 1 to 65535`, addr)
+	}
+	return nil
+}
+
 // decodeJSON reads a bounded, strict JSON body into v and returns the raw
 // body (for forwarding).
 func decodeJSON(r *http.Request, v any) ([]byte, error) {
@@ -100,12 +189,17 @@ func decodeJSON(r *http.Request, v any) ([]byte, error) {
 		return nil, fmt.Errorf("reading the body: %w", err)
 	}
 	if len(body) > maxJSONBody {
-		return nil, fmt.Errorf("body larger than %d bytes", maxJSONBody)
+		return nil, errBodyTooLarge
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return nil, fmt.Errorf("bad JSON body: %w", err)
+	}
+	// One value only: the body is forwarded to the leader as it is, so
+	// whatever follows would reach it unchecked.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("bad JSON body: data after the JSON value")
 	}
 	return body, nil
 }
@@ -184,15 +278,8 @@ func (a *httpAPI) leaderOnly(w http.ResponseWriter, r *http.Request, body []byte
 }
 
 func (a *httpAPI) join(w http.ResponseWriter, r *http.Request) {
-	var req joinRequest
-	body, err := decodeJSON(r, &req)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
-		return
-	}
-	req.ID, req.RaftAddr = strings.TrimSpace(req.ID), strings.TrimSpace(req.RaftAddr)
-	if req.ID == "" || req.RaftAddr == "" {
-		writeError(w, http.StatusBadRequest, errors.New(`"id" and "raft_addr" are required`))
+	req, body, ok := decodeJoin(w, r)
+	if !ok {
 		return
 	}
 	if a.leaderOnly(w, r, body) {
@@ -278,13 +365,8 @@ func (a *httpAPI) remove(w http.ResponseWriter, r *http.Request) {
 // ok is false when the request was already answered (bad body, or
 // forwarded to the leader).
 func (a *httpAPI) leaderIDRequest(w http.ResponseWriter, r *http.Request) (idRequest, []byte, bool) {
-	var req idRequest
-	body, err := decodeJSON(r, &req)
-	if err == nil && req.ID == "" {
-		err = errors.New(`"id" is required`)
-	}
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
+	req, body, ok := decodeID(w, r)
+	if !ok {
 		return req, nil, false
 	}
 	return req, body, !a.leaderOnly(w, r, body)
