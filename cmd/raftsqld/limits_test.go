@@ -86,14 +86,27 @@ func TestLimitFlags(t *testing.T) {
 	if !errors.As(err, &pgErr) || pgErr.Code != "57014" {
 		t.Fatalf("long statement: %v, want 57014", err)
 	}
-	// Idle in a transaction: the server ends the session. pgconn reads
-	// what the server sends while waiting for a notification, so the
-	// FATAL arrives here without polling.
-	if _, err := conn.Exec(tctx, "BEGIN"); err != nil {
+	// Idle in a transaction: the server ends the session and drops the
+	// transaction. pgconn reads what the server sends while waiting for a
+	// notification, so the FATAL arrives here without polling.
+	if _, err := conn.Exec(tctx, "CREATE TABLE t (id INTEGER PRIMARY KEY)"); err != nil {
 		t.Fatal(err)
+	}
+	for _, sql := range []string{"BEGIN", "INSERT INTO t VALUES (1)"} {
+		if _, err := conn.Exec(tctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
 	}
 	err = conn.PgConn().WaitForNotification(tctx)
 	if !errors.As(err, &pgErr) || pgErr.Code != "25P03" || pgErr.Severity != "FATAL" {
 		t.Fatalf("idle in transaction: %v, want FATAL 25P03", err)
+	}
+	conn2, err := pgx.Connect(tctx, "postgres://u@"+pgAddr+"/db?sslmode=disable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn2.Close(context.Background())
+	if err := conn2.QueryRow(tctx, "SELECT count(*) FROM t").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("rows after the ended transaction: %d %v, want 0", n, err)
 	}
 }
