@@ -45,7 +45,7 @@ var (
 )
 
 // restoreWorkers is how many chunk proposals are in flight at once.
-const restoreWorkers = 4
+const restoreWorkers = 8
 
 // restoreDiskFactor: a restore of N bytes needs about this many times N
 // free on a node: the received copy, the staged chunks (WAL, then the
