@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -256,6 +257,29 @@ func TestChunkedRestoreAcrossSnapshot(t *testing.T) {
 	assertSameDB(t, a, b)
 	if userDump(t, b) != userDump(t, src) {
 		t.Fatal("restored data differs from the source")
+	}
+	// The mid-staging copy, used as a backup, restores without its staged
+	// chunks.
+	staged, err := os.ReadFile(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := openT(t, t.TempDir())
+	mustApply(t, c, workload(5)...)
+	cc, ccommit := chunkCmds(0x77, 8, 1, staged, 16384)
+	for i, cmd := range cc {
+		mustApply(t, c, ent(uint64(6+i), cmd))
+	}
+	if rs := applyOne(t, c, uint64(6+len(cc)), ccommit); rs[0].Err != nil {
+		t.Fatalf("restore of a mid-staging copy: %+v", rs)
+	}
+	if n := stagedChunks(t, c); n != -1 {
+		t.Fatalf("the restored copy kept %d staged chunks", n)
+	}
+	ref := openT(t, t.TempDir())
+	mustApply(t, ref, workload(20)...)
+	if userDump(t, c) != userDump(t, ref) {
+		t.Fatal("restored mid-staging copy differs")
 	}
 }
 
