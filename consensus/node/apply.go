@@ -193,8 +193,17 @@ func (n *Node) snapLoop(ctx context.Context) {
 }
 
 // compactTo discards the log up to index, which the snapshot file at
-// index covers, and tells the core (loop goroutine).
+// index covers, and tells the core (loop goroutine). While a follower is
+// being sent a snapshot it compacts only up to that snapshot and leaves
+// the rest for when the guard ends (snapguard.go).
 func (n *Node) compactTo(index uint64) error {
+	if floor, ok := n.guardFloor(); ok && index > floor {
+		if index > n.pendingCompact {
+			n.pendingCompact = index
+			n.log.Debug("log compaction held back for a follower receiving a snapshot", "wanted", index, "held_at", floor)
+		}
+		index = floor
+	}
 	cur, err := n.cfg.Store.Snapshot()
 	if err != nil {
 		return err

@@ -24,6 +24,11 @@ const (
 	DefaultMaxInflight       = 256
 	DefaultMaxSizePerMsg     = 1 << 20
 	DefaultMaxProposalBytes  = 8 << 20
+	// A follower sent a snapshot holds back the leader's log compaction
+	// for at most this long without progress after the transfer, and for
+	// at most this much log growth (Config.SnapshotGuardTimeout, Bytes).
+	DefaultSnapshotGuardTimeout = 30 * time.Second
+	DefaultSnapshotGuardBytes   = 1 << 30
 	// ticksPerHeartbeat: the driver ticks twice per heartbeat interval so
 	// that the lease (measured in ticks mapped to time) and the randomized
 	// election timeout have a useful resolution.
@@ -89,6 +94,18 @@ type Config struct {
 	// before. Zero: never take one (received ones are still installed).
 	SnapshotEntries uint64
 
+	// SnapshotGuardTimeout and SnapshotGuardBytes bound how long a leader
+	// keeps its log, instead of compacting it, for a follower it sent a
+	// snapshot to (so that the follower continues from the log after
+	// installing it; see snapguard.go): until that follower's match has not
+	// advanced for SnapshotGuardTimeout after the transfer succeeded
+	// (default 30 s), or the log has grown by SnapshotGuardBytes of entry
+	// data since the snapshot was sent (default 1 GiB), or the transfer
+	// has not been reported for 10 × SnapshotGuardTimeout, whichever comes
+	// first. A failed transfer ends the guard at once.
+	SnapshotGuardTimeout time.Duration
+	SnapshotGuardBytes   uint64
+
 	// MaxInflight bounds the pipelined AppendEntries in flight per follower.
 	MaxInflight int
 	// MaxSizePerMsg caps the entry bytes of one AppendEntries.
@@ -144,6 +161,12 @@ func (c *Config) withDefaults() (Config, timing, error) {
 		var b [8]byte
 		_, _ = rand.Read(b[:]) // never fails (crypto/rand panics instead)
 		cfg.RandSeed = binary.LittleEndian.Uint64(b[:]) | 1
+	}
+	if cfg.SnapshotGuardTimeout <= 0 {
+		cfg.SnapshotGuardTimeout = DefaultSnapshotGuardTimeout
+	}
+	if cfg.SnapshotGuardBytes == 0 {
+		cfg.SnapshotGuardBytes = DefaultSnapshotGuardBytes
 	}
 	if cfg.MaxInflight <= 0 {
 		cfg.MaxInflight = DefaultMaxInflight

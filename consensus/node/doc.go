@@ -72,6 +72,15 @@
 // in between, Start restores it from the file (the state machine is behind
 // the log's snapshot).
 //
+// A leader that sends a snapshot at index s to a follower compacts no
+// further than s until that follower has caught up (snapguard.go), so a
+// follower that installs a snapshot while the leader keeps writing and
+// taking snapshots continues from the log instead of needing a newer
+// snapshot. The hold is bounded: a failed transfer, SnapshotGuardBytes
+// (1 GiB) of log growth, SnapshotGuardTimeout (30 s) without progress
+// after the transfer, 10 × that for a transfer in flight, or a leadership
+// change ends it, and the held-back compaction then runs.
+//
 // # Durability shortcut
 //
 // A Ready whose HardState only moves Commit (MustSync false) is not given

@@ -129,6 +129,7 @@ func (n *Node) handleReport(r report) {
 		n.rn.ReportUnreachable(r.id)
 	case reportSnapshot:
 		n.rn.ReportSnapshot(r.id, r.ok)
+		n.snapshotReported(r.id, r.ok)
 	case reportAddr:
 		n.learnPeer(r.id, r.addr)
 	}
@@ -190,6 +191,7 @@ func (n *Node) handleReady() error {
 		return err
 	}
 	local = n.send(rd.Messages, local)
+	n.guardSnapshots(rd.Messages)
 	if rd.Snapshot != nil {
 		n.pushRestore(*rd.Snapshot)
 	}
@@ -276,6 +278,9 @@ func (n *Node) persist(rd consensus.Ready) error {
 		return fmt.Errorf("node: save %d entries (hard state %+v, snapshot %v): %w", len(rd.Entries), hs, rd.Snapshot != nil, err)
 	}
 	n.hsDirty = false
+	for i := range rd.Entries {
+		n.appendedBytes += uint64(len(rd.Entries[i].Data))
+	}
 	if len(rd.Entries) > 0 {
 		n.durableLast = rd.Entries[len(rd.Entries)-1].Index
 	} else if rd.Snapshot != nil {
@@ -299,6 +304,7 @@ func (n *Node) publish() {
 	st := n.rn.Status()
 	n.syncPeers(st.Conf.Members)
 	n.updateLease()
+	n.checkGuards(st)
 
 	n.mu.Lock()
 	n.status = st

@@ -53,6 +53,10 @@ type Node struct {
 	confKey     string              // configuration the peers were synced from
 	transfers   []*transferWaiter
 	lastLead    string
+	// Snapshot guards (snapguard.go).
+	guards         map[string]*snapGuard
+	pendingCompact uint64 // compaction held back by a guard (0: none)
+	appendedBytes  uint64 // entry data bytes this node has written to its log
 
 	propc   chan *proposal
 	readc   chan *readReq
@@ -214,6 +218,7 @@ func Start(ctx context.Context, c Config) (*Node, error) {
 		durableLast:  last,
 		peers:        map[string]string{},
 		learnt:       map[string]bool{},
+		guards:       map[string]*snapGuard{},
 		propc:        make(chan *proposal, proposeQueue),
 		readc:        make(chan *readReq, proposeQueue),
 		recvc:        make(chan consensus.Message, recvQueue),
