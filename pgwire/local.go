@@ -62,7 +62,7 @@ func (s *Server) defaultSettings() map[string]string {
 		"max_identifier_length":               "63",
 		"bytea_output":                        "hex",
 		"escape_string_warning":               "on",
-		"max_connections":                     "100",
+		"max_connections":                     maxConnectionsSetting(s.cfg.MaxConns),
 		"block_size":                          "8192",
 		"lc_collate":                          "C",
 		"lc_ctype":                            "C",
@@ -71,6 +71,15 @@ func (s *Server) defaultSettings() map[string]string {
 		"role":                                "none",
 		settingConsistency:                    "linearizable",
 	}
+}
+
+// maxConnectionsSetting is what SHOW max_connections prints:
+// Config.MaxConns, or PostgreSQL's default when there is no bound.
+func maxConnectionsSetting(n int) string {
+	if n <= 0 {
+		return "100"
+	}
+	return strconv.Itoa(n)
 }
 
 func serverVersionNum(v string) string {

@@ -67,6 +67,12 @@ type Config struct {
 	// idle_in_transaction_session_timeout (0: none, as in PostgreSQL).
 	StatementTimeout time.Duration
 	IdleInTxTimeout  time.Duration
+	// MaxConnections bounds the open PostgreSQL sessions (0: no bound);
+	// one more gets 53300 (--max-connections). MaxMessageSize bounds one
+	// client message in bytes (0: 64 MiB); a bigger one gets 08P01 and
+	// its connection is closed (--max-message-size).
+	MaxConnections int
+	MaxMessageSize int
 
 	Logger *slog.Logger
 	// Clock is the clock of the Raft lease (node.Config.Clock: only its
@@ -129,6 +135,9 @@ func (c *Config) Validate() error {
 	}
 	if c.StatementTimeout < 0 || c.IdleInTxTimeout < 0 {
 		return fmt.Errorf("%w: --statement-timeout and --idle-in-transaction-timeout must not be negative", ErrConfig)
+	}
+	if c.MaxConnections < 0 || c.MaxMessageSize < 0 {
+		return fmt.Errorf("%w: --max-connections and --max-message-size must not be negative", ErrConfig)
 	}
 	if c.JoinPassword != "" && c.JoinUser == "" {
 		return fmt.Errorf("%w: a join password needs --join-user", ErrConfig)

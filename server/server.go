@@ -231,6 +231,8 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 
 		StatementTimeout: cfg.StatementTimeout,
 		IdleInTxTimeout:  cfg.IdleInTxTimeout,
+		MaxConns:         cfg.MaxConnections,
+		MaxMessageSize:   cfg.MaxMessageSize,
 		Observer:         s.metrics,
 	}); err != nil {
 		cancel()

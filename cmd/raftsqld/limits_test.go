@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,10 +24,12 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// TestLimitFlags runs raftsqld in-process with --statement-timeout and
-// --idle-in-transaction-timeout and checks with pgx that sessions start
-// with them, that a long statement is canceled (57014) and that a session
-// idle in a transaction is ended (FATAL 25P03).
+// TestLimitFlags runs raftsqld in-process with --statement-timeout,
+// --idle-in-transaction-timeout, --max-connections and --max-message-size
+// and checks with pgx that sessions start with them, that a long statement
+// is canceled (57014), that a session idle in a transaction is ended
+// (FATAL 25P03) and rolled back, that one session too many gets 53300 and
+// that an oversized message gets 08P01.
 func TestLimitFlags(t *testing.T) {
 	pgAddr, httpAddr := freeAddr(t), freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -35,7 +38,8 @@ func TestLimitFlags(t *testing.T) {
 		done <- Run(ctx, []string{"raftsqld", "--data-dir", t.TempDir(),
 			"--pg-addr", pgAddr, "--raft-addr", freeAddr(t), "--http-addr", httpAddr,
 			"--election-timeout", "300ms", "--heartbeat-interval", "50ms", "--log-level", "error",
-			"--statement-timeout", "250ms", "--idle-in-transaction-timeout", "1.5s"}, io.Discard, io.Discard)
+			"--statement-timeout", "250ms", "--idle-in-transaction-timeout", "1.5s",
+			"--max-connections", "2", "--max-message-size", "4096"}, io.Discard, io.Discard)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -73,7 +77,7 @@ func TestLimitFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	for name, want := range map[string]string{"statement_timeout": "250ms", "idle_in_transaction_session_timeout": "1500ms"} {
+	for name, want := range map[string]string{"statement_timeout": "250ms", "idle_in_transaction_session_timeout": "1500ms", "max_connections": "2"} {
 		var got string
 		if err := conn.QueryRow(tctx, "SHOW "+name).Scan(&got); err != nil || got != want {
 			t.Fatalf("SHOW %s: %q %v, want %q", name, got, err, want)
@@ -108,5 +112,32 @@ func TestLimitFlags(t *testing.T) {
 	defer conn2.Close(context.Background())
 	if err := conn2.QueryRow(tctx, "SELECT count(*) FROM t").Scan(&n); err != nil || n != 0 {
 		t.Fatalf("rows after the ended transaction: %d %v, want 0", n, err)
+	}
+
+	// --max-connections 2: a third session is refused with 53300 while two
+	// are open. (The server may not have unregistered the session it
+	// closed above yet: retry while it still counts.)
+	conn3, err := pgx.Connect(tctx, "postgres://u@"+pgAddr+"/db?sslmode=disable")
+	for deadline := time.Now().Add(10 * time.Second); err != nil && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		conn3, err = pgx.Connect(tctx, "postgres://u@"+pgAddr+"/db?sslmode=disable")
+	}
+	if err != nil {
+		t.Fatalf("second session: %v", err)
+	}
+	defer conn3.Close(context.Background())
+	_, err = pgx.Connect(tctx, "postgres://u@"+pgAddr+"/db?sslmode=disable")
+	if !errors.As(err, &pgErr) || pgErr.Code != "53300" {
+		t.Fatalf("third session: %v, want 53300", err)
+	}
+
+	// --max-message-size 4096: a bigger message ends its connection with
+	// 08P01; the other session goes on.
+	_, err = conn3.Exec(tctx, "SELECT '"+strings.Repeat("x", 8192)+"'")
+	if !errors.As(err, &pgErr) || pgErr.Code != "08P01" {
+		t.Fatalf("oversized message: %v, want 08P01", err)
+	}
+	if err := conn2.QueryRow(tctx, "SELECT count(*) FROM t").Scan(&n); err != nil {
+		t.Fatalf("the other session after the oversized message: %v", err)
 	}
 }

@@ -75,6 +75,8 @@ func flags() []cli.Flag {
 		&cli.StringFlag{Name: "restore", EnvVars: env("RESTORE"), Usage: "bootstrap a new cluster from this SQLite file (a backup); ignored once the data directory holds state"},
 		&cli.DurationFlag{Name: "statement-timeout", EnvVars: env("STATEMENT_TIMEOUT"), Usage: "default statement_timeout of every session (0: none)"},
 		&cli.DurationFlag{Name: "idle-in-transaction-timeout", EnvVars: env("IDLE_IN_TRANSACTION_TIMEOUT"), Usage: "close a session idle inside a transaction for this long (0: never)"},
+		&cli.IntFlag{Name: "max-connections", EnvVars: env("MAX_CONNECTIONS"), Usage: "most PostgreSQL sessions open at once; more get SQLSTATE 53300 (0: no bound)"},
+		&cli.IntFlag{Name: "max-message-size", EnvVars: env("MAX_MESSAGE_SIZE"), Usage: "largest client message in bytes; a bigger one gets 08P01 and its connection closed (0: 64 MiB)"},
 		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: env("LOG_LEVEL"), Usage: "debug, info, warn or error"},
 	}
 }
@@ -125,6 +127,8 @@ func configFrom(c *cli.Context, stderr io.Writer) (server.Config, error) {
 		Restore:           c.String("restore"),
 		StatementTimeout:  c.Duration("statement-timeout"),
 		IdleInTxTimeout:   c.Duration("idle-in-transaction-timeout"),
+		MaxConnections:    c.Int("max-connections"),
+		MaxMessageSize:    c.Int("max-message-size"),
 		Logger:            logger,
 		Clock:             clock,
 	}
