@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/raftsql/raftsql/backup"
+	"github.com/raftsql/raftsql/consensus"
 	"github.com/raftsql/raftsql/fsm"
 )
 
@@ -26,9 +27,9 @@ import (
 // file (POST /restore, or raftsqld --restore) keeps it in a private temp
 // file, checks it (backup.Validate, fsm.CheckRestoreFile), then proposes
 // it as backup.Chunks(size) RestoreChunk entries, restoreWorkers at a time
-// (each through the engine's propose: re-proposed across leader changes;
-// a chunk is idempotent in the fsm), then one RestoreCommit with the size
-// and SHA-256. The fsm stages the chunks inside the database and swaps the
+// (each proposed again after a leader change or a long silence; a chunk is
+// idempotent in the fsm), then one RestoreCommit with the size and SHA-256
+// (exactly once, by session and sequence). The fsm stages the chunks inside the database and swaps the
 // file in at the commit, on every node; until then the old state serves.
 // Any node can drive a restore: a follower's proposals go to the leader
 // through Raft.
@@ -46,6 +47,16 @@ var (
 
 // restoreWorkers is how many chunk proposals are in flight at once.
 const restoreWorkers = 8
+
+// A chunk proposal is proposed again after a leader change, or when no
+// result came for restoreAttempts × the engine's attempt timeout (a
+// proposal lost on the way); unlike a small write, a 1 MiB chunk can take
+// seconds to commit on a loaded machine, and proposing it again early only
+// adds load. One proposal gives up after restoreProposalTimeout (503).
+const (
+	restoreAttempts        = 10
+	restoreProposalTimeout = 2 * time.Minute
+)
 
 // restoreDiskFactor: a restore of N bytes needs about this many times N
 // free on a node: the received copy, the staged chunks (WAL, then the
@@ -204,11 +215,14 @@ func (rs *restorer) run(ctx context.Context, f backup.File, id uint64) (restoreR
 	fail := func(err error) {
 		errOnce.Do(func() { firstErr = err; cancel() })
 	}
+	// One session for the whole restore: chunk i is seq i+1 (chunks do not
+	// touch the session table: its seq only keys the waiter), the commit
+	// n+1 (deduplicated like a write).
+	sid := newRestoreID()
 	for range min(int64(restoreWorkers), n) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sess := s.eng.NewSession().(*session)
 			var buf []byte
 			for i := range next {
 				data, err := backup.ReadChunk(src, f.Size, i, buf)
@@ -217,7 +231,7 @@ func (rs *restorer) run(ctx context.Context, f backup.File, id uint64) (restoreR
 					return
 				}
 				buf = data
-				res, err := sess.propose(ctx, fsm.Command{UnixMicro: s.eng.clock().UnixMicro(),
+				res, err := rs.propose(ctx, fsm.Command{SessionID: sid, Seq: uint64(i) + 1, UnixMicro: s.eng.clock().UnixMicro(),
 					RestoreChunk: &fsm.RestoreChunk{ID: id, Seq: uint64(i), Data: data}})
 				if err != nil {
 					fail(fmt.Errorf("proposing chunk %d of %d: %w", i, n, err))
@@ -247,8 +261,7 @@ feed:
 		return restoreResult{}, err
 	}
 	staged := time.Since(start)
-	sess := s.eng.NewSession().(*session)
-	res, err := sess.propose(ctx, fsm.Command{UnixMicro: s.eng.clock().UnixMicro(),
+	res, err := rs.propose(ctx, fsm.Command{SessionID: sid, Seq: uint64(n) + 1, UnixMicro: s.eng.clock().UnixMicro(),
 		RestoreCommit: &fsm.RestoreCommit{ID: id, Chunks: uint64(n), Size: uint64(f.Size), SHA256: f.SHA256}})
 	if err != nil {
 		return restoreResult{}, fmt.Errorf("proposing the commit: %w", err)
@@ -268,6 +281,68 @@ feed:
 		"staged_in", staged.Round(time.Millisecond), "total", time.Since(start).Round(time.Millisecond),
 		"note", "the chunks stay in the Raft log until the next snapshot compacts it")
 	return out, nil
+}
+
+// propose proposes cmd (its SessionID and Seq set) and waits until this
+// node applied it, proposing it again after a leader change, a dropped
+// proposal, or restoreAttempts attempt timeouts without a result — and
+// after this node installed a snapshot meanwhile (fsm.ErrRestored: the
+// result is unknown here; a chunk is idempotent, and a commit applied
+// already returns its stored result).
+func (rs *restorer) propose(ctx context.Context, cmd fsm.Command) ([]fsm.Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, restoreProposalTimeout)
+	defer cancel()
+	data := fsm.EncodeCommand(cmd)
+	for {
+		res, err := rs.proposeOnce(ctx, cmd, data)
+		if !errors.Is(err, fsm.ErrRestored) {
+			return res, err
+		}
+		rs.s.log.Info("restore: a snapshot was installed while waiting; proposing again", "seq", cmd.Seq)
+	}
+}
+
+func (rs *restorer) proposeOnce(ctx context.Context, cmd fsm.Command, data []byte) ([]fsm.Result, error) {
+	e := rs.s.eng
+	w := e.sm.Expect(cmd.SessionID, cmd.Seq)
+	defer w.Cancel()
+	type outcome struct {
+		res []fsm.Result
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		res, err := w.Wait(ctx)
+		done <- outcome{res, err}
+	}()
+	for {
+		changed := e.node.LeaderChanged()
+		err := e.node.Propose(ctx, data)
+		retry := restoreAttempts * e.attemptTimeout
+		switch {
+		case err == nil:
+		case errors.Is(err, consensus.ErrProposalDropped):
+			retry = e.retryBackoff
+		case ctx.Err() != nil:
+		default:
+			return nil, fmt.Errorf("could not propose: %w", err)
+		}
+		t := time.NewTimer(retry)
+		select {
+		case o := <-done:
+			t.Stop()
+			if errors.Is(o.err, fsm.ErrRestored) {
+				return nil, o.err
+			}
+			if o.err != nil {
+				return nil, fmt.Errorf("no result within %v (no leader or no quorum; it may still be applied): %w", restoreProposalTimeout, o.err)
+			}
+			return o.res, nil
+		case <-changed:
+		case <-t.C:
+		}
+		t.Stop()
+	}
 }
 
 // restoreAtStart handles --restore when the node starts (in Start, before
