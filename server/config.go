@@ -100,8 +100,13 @@ func (c *Config) setDefaults() {
 // Validate checks the configuration and fills in defaults.
 func (c *Config) Validate() error {
 	c.setDefaults()
-	if c.ID == "" {
-		return fmt.Errorf("%w: --id must not be empty", ErrConfig)
+	if err := checkNodeID(c.ID); err != nil {
+		return fmt.Errorf("%w: --id: %w", ErrConfig, err)
+	}
+	for _, p := range c.Peers {
+		if err := checkNodeID(p.ID); err != nil {
+			return fmt.Errorf("%w: --peers: %w", ErrConfig, err)
+		}
 	}
 	if c.DataDir == "" {
 		return fmt.Errorf("%w: --data-dir must not be empty", ErrConfig)

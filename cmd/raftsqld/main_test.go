@@ -95,6 +95,11 @@ func TestBadFlagCombinations(t *testing.T) {
 		{"--pg-addr", "nonsense"},
 		{"--log-level", "loud"},
 		{"--tls-cert", "c.pem"},
+		{"--id", "node 1"},                           // ids are what /join accepts: no white space
+		{"--id", "n1", "--peers", "n1=a:1,n\t2=b:2"}, // nor control characters
+		{"--statement-timeout", "-1s"},
+		{"--join-password", "secret", "--join", "127.0.0.1:8080"},
+		{"--restore", "x.db", "--join", "127.0.0.1:8080"},
 	} {
 		if _, err := parse(t, args...); err == nil {
 			t.Errorf("%v: no error", args)
