@@ -18,6 +18,14 @@
 // wait for a read index to be applied, lease reads use the leader's lease
 // (falling back to read-index), stale reads read at once.
 //
+// Restores (restore.go): POST /restore and raftsqld --restore keep the file
+// in DATA/tmp, check it (package backup, fsm.CheckRestoreFile) and propose it
+// as 1 MiB fsm.RestoreChunk entries, 8 in flight, then an fsm.RestoreCommit;
+// any node may drive one (a follower's proposals reach the leader through
+// Raft). --restore leaves DATA/restore-pending until its commit applied.
+// The log lines "restore: proposing the file" and "restore: database
+// replaced" bracket one, with its id, size and timings.
+//
 // Debugging: GET /status shows the node's Raft view, /metrics its counters;
 // --log-level debug logs every component with the node id.
 package server
