@@ -194,8 +194,19 @@ func (c *conn) serve(ctx context.Context) {
 			_ = c.nc.SetReadDeadline(time.Time{})
 			deadlineSet = false
 		}
+		// Checked after the deadline is set: drain sets draining before
+		// it moves the deadline, so a session that misses the flag here
+		// is woken from Receive below.
+		if c.srv.draining.Load() {
+			c.shutdown()
+			return
+		}
 		msg, err := c.be.Receive()
 		if err != nil {
+			if c.srv.draining.Load() {
+				c.shutdown()
+				return
+			}
 			var ne net.Error
 			if idle > 0 && errors.As(err, &ne) && ne.Timeout() {
 				c.idleInTxExpired(idle)
@@ -218,6 +229,15 @@ func (c *conn) serve(ctx context.Context) {
 func (c *conn) idleInTxExpired(idle time.Duration) {
 	c.log.Info("pgwire: closing a session idle in a transaction", "timeout", idle)
 	c.fatal(&Error{Code: codeIdleInTxTimeout, Message: ErrIdleInTxTimeout.Error(), Err: ErrIdleInTxTimeout})
+}
+
+// shutdown ends a session of a stopping server as PostgreSQL's fast
+// shutdown does: FATAL 57P01, then the connection closes (close rolls
+// back an open transaction, which never committed anything). Work queued
+// without a Sync was never run.
+func (c *conn) shutdown() {
+	c.log.Debug("pgwire: ending the session, the server is stopping")
+	c.fatal(&Error{Code: codeAdminShutdown, Message: ErrShutdown.Error(), Err: ErrShutdown})
 }
 
 // receiveError answers a message that could not be read: a closed

@@ -51,6 +51,8 @@ var (
 	ErrIdleInTxTimeout = errors.New("terminating connection due to idle-in-transaction timeout")
 	// ErrServerClosed is returned by Serve after its context ended.
 	ErrServerClosed = errors.New("pgwire: server closed")
+	// ErrShutdown ends the sessions of a server that is stopping (57P01).
+	ErrShutdown = errors.New("terminating connection due to administrator command")
 )
 
 // Error is an error with an explicit SQLSTATE, for errors raised by the
@@ -88,6 +90,7 @@ const (
 	codeInvalidParameterValue = "22023"
 	codeInFailedTxn           = "25P02"
 	codeIdleInTxTimeout       = "25P03"
+	codeAdminShutdown         = "57P01"
 	codeReadOnlyTxn           = "25006"
 	codeUnknownStatement      = "26000"
 	codeUnknownPortal         = "34000"

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/raftsql/raftsql/auth"
@@ -60,6 +61,13 @@ type Config struct {
 	// Observer, when set, is told about sessions, statements and errors
 	// (for metrics). Nil observes nothing.
 	Observer Observer
+	// ShutdownGrace is how long a statement that is running when Serve's
+	// context ends may take to finish (0: none). Sessions waiting for a
+	// command end at once with FATAL 57P01 "terminating connection due
+	// to administrator command", a busy one after its answer; whatever
+	// still runs when the grace is over is cut off. 0 means 100 ms:
+	// enough for the waiting sessions to be told.
+	ShutdownGrace time.Duration
 }
 
 // Observer receives the front end's events, for metrics. Its methods are
@@ -117,6 +125,10 @@ type Server struct {
 	nextPID uint32
 	wg      sync.WaitGroup
 
+	// draining is set once Serve's context has ended: sessions end at
+	// their next wait for a command (conn.serve).
+	draining atomic.Bool
+
 	noRecover bool // tests: let panics through
 }
 
@@ -153,15 +165,19 @@ func NewServer(cfg Config) (*Server, error) {
 }
 
 // Serve accepts connections on ln until ctx ends or ln fails, serving each
-// in its own goroutine. When ctx ends it closes ln and every connection,
-// waits for their goroutines and returns ErrServerClosed.
+// in its own goroutine. When ctx ends it stops accepting and drains: a
+// session waiting for a command gets FATAL 57P01 and is closed, a busy
+// one finishes its statement (up to Config.ShutdownGrace) and then gets
+// 57P01; nothing a client was told succeeded is cut short. Serve returns
+// ErrServerClosed once every connection is gone. If ln fails, every
+// connection is closed at once.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		<-ctx.Done()
-		ln.Close()
-	}()
+	// Sessions and their statements run under connCtx, which ends only
+	// when the grace after ctx is over (or at once if ln fails).
+	connCtx, hardStop := context.WithCancel(context.WithoutCancel(ctx))
+	defer hardStop()
+	stopAccepting := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stopAccepting()
 	var err error
 	for {
 		var nc net.Conn
@@ -176,20 +192,69 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.serveConn(ctx, nc)
+			s.serveConn(connCtx, nc)
 		}()
 	}
-	cancel()
+	if ctx.Err() == nil {
+		ln.Close()
+		hardStop()
+		s.closeConns()
+		s.wg.Wait()
+		return fmt.Errorf("pgwire: accept: %w", err)
+	}
+	s.drain(hardStop)
+	return ErrServerClosed
+}
+
+// minShutdownGrace lets sessions waiting for a command be told why they
+// end even when no grace was configured.
+const minShutdownGrace = 100 * time.Millisecond
+
+// drain ends every session (see Serve) and returns when all are gone;
+// after Config.ShutdownGrace it cuts off the rest with hardStop.
+func (s *Server) drain(hardStop context.CancelFunc) {
+	s.draining.Store(true)
 	s.mu.Lock()
+	for _, c := range s.conns {
+		// A session blocked reading its next command wakes up, sees
+		// draining and ends; a busy one sees it after its answer.
+		_ = c.nc.SetReadDeadline(time.Now())
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	g := s.cfg.ShutdownGrace
+	if g <= 0 {
+		g = minShutdownGrace
+	}
+	grace := time.NewTimer(g)
+	defer grace.Stop()
+	select {
+	case <-done:
+		return
+	case <-grace.C:
+	}
+	s.mu.Lock()
+	n := len(s.conns)
+	s.mu.Unlock()
+	if n > 0 {
+		s.log.Warn("pgwire: cutting off sessions still busy at the end of the shutdown grace", "sessions", n, "grace", g)
+	}
+	hardStop()
+	s.closeConns()
+	<-done
+}
+
+// closeConns closes every registered connection's socket.
+func (s *Server) closeConns() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, c := range s.conns {
 		c.nc.Close()
 	}
-	s.mu.Unlock()
-	s.wg.Wait()
-	if ctx.Err() != nil {
-		return ErrServerClosed
-	}
-	return fmt.Errorf("pgwire: accept: %w", err)
 }
 
 // ServeConn serves one already-accepted connection until it ends (used by

@@ -74,6 +74,12 @@ type Server struct {
 	fatalErr  error
 }
 
+// shutdownGrace is how long statements running when the node stops may
+// take to finish (pgwire.Config.ShutdownGrace); it fits in the 10 s Run
+// gives Close together with the leadership hand-off (at most two
+// election timeouts).
+const shutdownGrace = 5 * time.Second
+
 // Run starts a node and serves until ctx is done, then shuts down.
 func Run(ctx context.Context, cfg Config) error {
 	s, err := Start(ctx, cfg)
@@ -234,6 +240,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		MaxConns:         cfg.MaxConnections,
 		MaxMessageSize:   cfg.MaxMessageSize,
 		Observer:         s.metrics,
+		ShutdownGrace:    shutdownGrace,
 	}); err != nil {
 		cancel()
 		return nil, err
