@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +27,12 @@ type adminClient struct {
 	hc       *http.Client
 	user     string
 	password string
+	// caFile, when set, is a PEM CA the server certificates must chain
+	// to (--cacert); hc is then used with that trust.
+	caFile string
+	caOnce sync.Once
+	caHC   *http.Client
+	caErr  error
 }
 
 // newAdminClient returns a client for addr, "host:port" or a full
@@ -35,6 +43,35 @@ func newAdminClient(addr string, hc *http.Client, user, password string) *adminC
 		base = "http://" + base
 	}
 	return &adminClient{base: base, hc: hc, user: user, password: password}
+}
+
+// client returns the HTTP client to use: hc, or with --cacert a copy of
+// it that trusts that CA.
+func (c *adminClient) client() (*http.Client, error) {
+	if c.caFile == "" {
+		return c.hc, nil
+	}
+	c.caOnce.Do(func() {
+		pem, err := os.ReadFile(c.caFile)
+		if err != nil {
+			c.caErr = fmt.Errorf("--cacert: %w", err)
+			return
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			c.caErr = fmt.Errorf("--cacert %s: no PEM certificate in it", c.caFile)
+			return
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		if t, ok := c.hc.Transport.(*http.Transport); ok {
+			tr = t.Clone()
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		hc := *c.hc
+		hc.Transport = tr
+		c.caHC = &hc
+	})
+	return c.caHC, c.caErr
 }
 
 // apiError is a 4xx/5xx reply; Message is the body's "error" field, or
@@ -71,7 +108,11 @@ func (c *adminClient) do(ctx context.Context, method, path string, body io.Reade
 	if c.user != "" {
 		req.SetBasicAuth(c.user, c.password)
 	}
-	resp, err := c.hc.Do(req)
+	hc, err := c.client()
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, c.base+path, err)
 	}

@@ -73,6 +73,7 @@ func adminFlagsTimeout(timeout time.Duration) []cli.Flag {
 		&cli.StringFlag{Name: "http", Value: defaultHTTP, EnvVars: []string{"RAFTSQL_HTTP"}, Usage: "HTTP API address of a node, `HOST:PORT`; status, join, remove and transfer-leadership take a comma-separated list (join/remove/transfer try each until one is the leader)"},
 		&cli.StringFlag{Name: "user", EnvVars: []string{"RAFTSQL_USER"}, Usage: "user for HTTP basic authentication"},
 		&cli.StringFlag{Name: "password", EnvVars: []string{"RAFTSQL_PASSWORD"}, Usage: "password for HTTP basic authentication"},
+		&cli.StringFlag{Name: "cacert", EnvVars: []string{"RAFTSQL_CACERT"}, Usage: "CA certificate (PEM) that the nodes' HTTPS certificates chain to; addresses without a scheme then use https://"},
 		&cli.DurationFlag{Name: "timeout", Value: timeout, Usage: "time limit of the whole request, 0 for none"},
 	}
 }
@@ -80,7 +81,7 @@ func adminFlagsTimeout(timeout time.Duration) []cli.Flag {
 // adminValueFlags and shellValueFlags name the flags that take a value,
 // for reorderArgs.
 var (
-	adminValueFlags = map[string]bool{"http": true, "user": true, "password": true, "timeout": true, "consistency": true,
+	adminValueFlags = map[string]bool{"http": true, "user": true, "password": true, "cacert": true, "timeout": true, "consistency": true,
 		"auth-file": true, "iterations": true}
 	shellValueFlags = map[string]bool{"h": true, "host": true, "p": true, "port": true, "U": true, "username": true,
 		"d": true, "dbname": true, "c": true, "command": true, "f": true, "file": true, "http": true, "v": true, "set": true}
@@ -112,7 +113,14 @@ func reorderArgs(args []string, valueFlags map[string]bool) []string {
 }
 
 func (e env) adminClient(c *cli.Context, addr string) *adminClient {
-	return newAdminClient(addr, e.httpClient, c.String("user"), c.String("password"))
+	if !strings.Contains(addr, "://") && (c.String("cacert") != "" || strings.Contains(c.String("http"), "https://")) {
+		// A node's own address (--http) or one /status reported for a
+		// peer (http_addr has no scheme): the cluster speaks HTTPS.
+		addr = "https://" + addr
+	}
+	ac := newAdminClient(addr, e.httpClient, c.String("user"), c.String("password"))
+	ac.caFile = c.String("cacert")
+	return ac
 }
 
 // adminClients returns a client per --http address (a comma-separated
