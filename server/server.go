@@ -461,6 +461,14 @@ func (s *Server) joinCluster(ctx context.Context) error {
 			return nil
 		}
 		if err := s.askToJoin(ctx); err != nil {
+			if errors.Is(err, errJoinRefused) {
+				// This process joined as a learner above: a refusal
+				// now ("already a voter") means the promotion was
+				// committed before this node applied it. Not fatal:
+				// wait for the configuration to say so.
+				s.log.Info("join request refused after joining; waiting for the configuration to show the promotion", "err", err)
+				continue
+			}
 			return err
 		}
 	}
