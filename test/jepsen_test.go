@@ -275,6 +275,14 @@ func TestMembershipNemesisHarness(t *testing.T) {
 	if k := countRows(ctx, t, spare, "linearizable", "mh"); k != 140 {
 		t.Fatalf("the learner %s sees %d rows, want 140", spare.ID, k)
 	}
+	// Rejoin again while it is a member (a repair after a join that
+	// did not complete): removed, wiped and joined once more.
+	if err := c.Rejoin(ctx, spare.ID, true); err != nil {
+		t.Fatalf("rejoin of the member %s: %v (see %s)", spare.ID, err, spare.LogPath)
+	}
+	if k := countRows(ctx, t, spare, "linearizable", "mh"); k != 140 {
+		t.Fatalf("the learner %s sees %d rows after its second join, want 140", spare.ID, k)
+	}
 	if err := c.RemoveMember(ctx, spare.ID); err != nil {
 		t.Fatal(err)
 	}

@@ -109,7 +109,7 @@ func (c *Cluster) post(ctx context.Context, skip, path string, body any) error {
 
 // RemoveMember removes id from the configuration (POST /remove through a
 // member; a leader hands over first) and returns once the agreed leader's
-// configuration no longer holds it. The node is retired from then on; its
+// configuration no longer holds it (at once if it does not). The node is retired from then on; its
 // process is left running (Kill it, or Rejoin it). If the removal cannot
 // be confirmed within ctx, the node is a member again for the harness
 // when the configuration still holds it.
@@ -120,6 +120,13 @@ func (c *Cluster) RemoveMember(ctx context.Context, id string) error {
 	}
 	n.setRetired(true)
 	err := poll(ctx, "POST /remove "+id, func() error {
+		conf, err := c.Configuration(ctx)
+		if err != nil {
+			return err
+		}
+		if !inConf(conf, id) {
+			return nil
+		}
 		// Ask the others first: the node itself may be on its way out.
 		if err := c.post(ctx, id, "/remove", map[string]string{"id": id}); err != nil {
 			if _, err2 := n.Do(ctx, http.MethodPost, "/remove", map[string]string{"id": id}, nil); err2 != nil {
@@ -178,10 +185,12 @@ func (n *Node) Wipe() error {
 }
 
 // Rejoin brings a retired node back as a new member: it kills the node's
-// process if it runs, wipes its data directory, starts it with --join
-// through a running member (--learner if learner), and returns once it is
-// ready and the agreed leader's configuration holds it (as a voter unless
-// learner). The node is a member for the harness from the start.
+// process if it runs, removes it from the configuration if it is still
+// there (a join that did not complete), wipes its data directory, starts
+// it with --join through a running member (--learner if learner), and
+// returns once it is ready and the agreed leader's configuration holds it
+// (as a voter unless learner). The node is a member for the harness from
+// the start. A Rejoin that failed can be called again.
 func (c *Cluster) Rejoin(ctx context.Context, id string, learner bool) error {
 	n := c.Node(id)
 	if n == nil {
@@ -191,6 +200,9 @@ func (c *Cluster) Rejoin(ctx context.Context, id string, learner bool) error {
 		if err := n.Kill(); err != nil {
 			return err
 		}
+	}
+	if err := c.RemoveMember(ctx, id); err != nil {
+		return err
 	}
 	if err := n.Wipe(); err != nil {
 		return err
