@@ -200,7 +200,7 @@ func (n *Node) compactTo(index uint64) error {
 	if floor, ok := n.guardFloor(); ok && index > floor {
 		if index > n.pendingCompact {
 			n.pendingCompact = index
-			n.log.Debug("log compaction held back for a follower receiving a snapshot", "wanted", index, "held_at", floor)
+			n.log.Info("log compaction held back for a follower receiving a snapshot", "wanted", index, "held_at", floor)
 		}
 		index = floor
 	}
