@@ -196,3 +196,28 @@ func TestCopy(t *testing.T) {
 		t.Fatal("the copy differs from the source")
 	}
 }
+
+// FuzzCheckHeader: any bytes get an answer, never a panic; an accepted
+// header starts with the magic string and has a power-of-two page size.
+func FuzzCheckHeader(f *testing.F) {
+	f.Add([]byte(Header + strings.Repeat("\x00", 84)))
+	good := []byte(Header + "\x10\x00\x01\x01\x00\x40\x20\x20" + strings.Repeat("\x00", 76))
+	f.Add(good)
+	f.Add([]byte("garbage"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		err := CheckHeader(b)
+		if err != nil {
+			if !errors.Is(err, ErrNotSQLite) && !errors.Is(err, ErrEmpty) {
+				t.Fatalf("unexpected error kind: %v", err)
+			}
+			return
+		}
+		ps := int(b[16])<<8 | int(b[17])
+		if ps == 1 {
+			ps = 65536
+		}
+		if !bytes.HasPrefix(b, []byte(Header)) || ps&(ps-1) != 0 || ps < 512 {
+			t.Fatalf("accepted %q", b[:min(len(b), 24)])
+		}
+	})
+}
