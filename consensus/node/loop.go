@@ -135,6 +135,10 @@ func (n *Node) handleReport(r report) {
 	}
 }
 
+// maxLearntPeers bounds the peers added from their connections' prefaces
+// (learnPeer) that the configuration does not name.
+const maxLearntPeers = 64
+
 // learnPeer uses the address a peer advertised when it connected, if this
 // node has no address for it: a node that joined has not learnt the
 // configuration yet, and must be able to answer a leader that the member
@@ -149,6 +153,12 @@ func (n *Node) learnPeer(id, addr string) {
 	}
 	old, known := n.peers[id]
 	if known && (!n.learnt[id] || old == addr) {
+		return
+	}
+	if !known && len(n.learnt) >= maxLearntPeers {
+		// Each peer costs the transport a queue and a goroutine: a
+		// stream of made-up ids must not grow them without bound.
+		n.log.Warn("not adding a peer learnt from its connection: too many such peers", "peer", id, "addr", addr, "max", maxLearntPeers)
 		return
 	}
 	n.cfg.Transport.AddPeer(id, addr)

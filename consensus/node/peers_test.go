@@ -98,4 +98,16 @@ func TestLearnPeerConfigurationWins(t *testing.T) {
 	if got := fmt.Sprint(n.peers); got != "map[a:front:a b:front:b]" {
 		t.Fatalf("peers %s", got)
 	}
+
+	// Made-up ids cannot grow the transport's peers without bound.
+	for i := range maxLearntPeers + 10 {
+		n.learnPeer(fmt.Sprintf("x%d", i), fmt.Sprintf("x:%d", i))
+	}
+	if added, _ := tr.take(); len(added) != maxLearntPeers {
+		t.Fatalf("%d peers learnt from prefaces, want the cap %d", len(added), maxLearntPeers)
+	}
+	n.learnPeer("x0", "x:moved")
+	if added, _ := tr.take(); len(added) != 1 {
+		t.Fatalf("a learnt peer at the cap could not move: %q", added)
+	}
 }
