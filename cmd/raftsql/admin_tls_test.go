@@ -49,3 +49,17 @@ func TestAdminHTTPSWithCACert(t *testing.T) {
 		t.Errorf("bad --cacert: err %v, stderr %q", err, errOut)
 	}
 }
+
+// TestAdminFlagBeforeSubcommand: `raftsql --http ADDR status` (the flag
+// before the subcommand) talks to ADDR, not to the default address.
+func TestAdminFlagBeforeSubcommand(t *testing.T) {
+	n := newFakeNode(t)
+	n.status = statusJSON("1", "leader", 3, "1", 10, 10)
+	out, errOut, err := runCLI(t, "--http", n.addr(), "status")
+	if err != nil || !strings.Contains(out, "leader") {
+		t.Fatalf("raftsql --http ADDR status: %v\n%s%s", err, out, errOut)
+	}
+	if len(n.requests()) == 0 {
+		t.Fatal("the node named by --http got no request")
+	}
+}

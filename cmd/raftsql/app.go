@@ -112,8 +112,20 @@ func reorderArgs(args []string, valueFlags map[string]bool) []string {
 	return append(flags, pos...)
 }
 
+// adminString is the value of an admin flag, also when it was given
+// before the subcommand (`raftsql --http ADDR status`, where the shell's
+// own --http parsed it): the innermost context that set it wins.
+func adminString(c *cli.Context, name string) string {
+	for _, ctx := range c.Lineage() {
+		if ctx.IsSet(name) {
+			return ctx.String(name)
+		}
+	}
+	return c.String(name)
+}
+
 func (e env) adminClient(c *cli.Context, addr string) *adminClient {
-	if !strings.Contains(addr, "://") && (c.String("cacert") != "" || strings.Contains(c.String("http"), "https://")) {
+	if !strings.Contains(addr, "://") && (c.String("cacert") != "" || strings.Contains(adminString(c, "http"), "https://")) {
 		// A node's own address (--http) or one /status reported for a
 		// peer (http_addr has no scheme): the cluster speaks HTTPS.
 		addr = "https://" + addr
@@ -127,7 +139,7 @@ func (e env) adminClient(c *cli.Context, addr string) *adminClient {
 // list), in the order given.
 func (e env) adminClients(c *cli.Context) []*adminClient {
 	var out []*adminClient
-	for _, a := range splitList(c.String("http")) {
+	for _, a := range splitList(adminString(c, "http")) {
 		out = append(out, e.adminClient(c, a))
 	}
 	return out
@@ -185,7 +197,7 @@ func (e env) run(ctx context.Context, args []string, stdin io.Reader, stdout, st
 				Action: func(c *cli.Context) error {
 					ctx, cancel := withTimeout(c)
 					defer cancel()
-					rows, err := clusterStatus(ctx, splitList(c.String("http")), func(a string) *adminClient { return e.adminClient(c, a) })
+					rows, err := clusterStatus(ctx, splitList(adminString(c, "http")), func(a string) *adminClient { return e.adminClient(c, a) })
 					if err != nil {
 						return err
 					}
@@ -212,7 +224,7 @@ func (e env) run(ctx context.Context, args []string, stdin io.Reader, stdout, st
 					}
 					ctx, cancel := withLongTimeout(c)
 					defer cancel()
-					n, err := e.adminClient(c, c.String("http")).backup(ctx, file, c.String("consistency"))
+					n, err := e.adminClient(c, adminString(c, "http")).backup(ctx, file, c.String("consistency"))
 					if err != nil {
 						return err
 					}
@@ -232,7 +244,7 @@ func (e env) run(ctx context.Context, args []string, stdin io.Reader, stdout, st
 					}
 					ctx, cancel := withLongTimeout(c)
 					defer cancel()
-					r, err := e.adminClient(c, c.String("http")).restore(ctx, file)
+					r, err := e.adminClient(c, adminString(c, "http")).restore(ctx, file)
 					if err != nil {
 						return err
 					}
