@@ -189,8 +189,9 @@ func (n *Node) Wipe() error {
 // there (a join that did not complete), wipes its data directory, starts
 // it with --join through a running member (--learner if learner), and
 // returns once it is ready and the agreed leader's configuration holds it
-// (as a voter unless learner). The node is a member for the harness from
-// the start. A Rejoin that failed can be called again.
+// (as a voter unless learner). The node is a member for the harness
+// (Members) from the moment it is ready, so that clients that follow the
+// membership find it serving. A Rejoin that failed can be called again.
 func (c *Cluster) Rejoin(ctx context.Context, id string, learner bool) error {
 	n := c.Node(id)
 	if n == nil {
@@ -221,13 +222,13 @@ func (c *Cluster) Rejoin(ctx context.Context, id string, learner bool) error {
 	n.join = through.HTTPAddr
 	n.learner = learner
 	n.mu.Unlock()
-	n.setRetired(false)
 	if err := n.Start(ctx); err != nil {
 		return err
 	}
 	if err := n.WaitReady(ctx); err != nil {
 		return fmt.Errorf("%w: rejoin %s through %s: %w", ErrMembership, id, through.ID, err)
 	}
+	n.setRetired(false)
 	if err := c.WaitMember(ctx, id, true, !learner); err != nil {
 		return fmt.Errorf("%w: rejoin %s: %w", ErrMembership, id, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -21,7 +22,8 @@ type Worker struct {
 	run   *runState
 
 	conn    *pgx.Conn
-	level   string // session read consistency of conn
+	level   string   // session read consistency of conn
+	members []string // Cluster.IDs when conn was opened
 	nodeIdx int
 	client  int
 }
@@ -47,15 +49,21 @@ func (w *Worker) ackWrite(at time.Duration) { w.run.acks.add(at) }
 func (w *Worker) Rand() *rand.Rand { return w.rng }
 
 // connect makes sure the worker has a connection, trying the nodes in turn
-// from its current one.
+// from its current one. When the membership changed since the connection
+// was opened, the worker moves (to the next member): off a node that was
+// removed, and so that a node that joined gets clients too.
 func (w *Worker) connect(ctx context.Context) error {
+	ids := w.run.cluster.IDs()
+	if w.conn != nil && !slices.Equal(ids, w.members) {
+		w.drop()
+	}
 	if w.conn != nil {
 		return nil
 	}
-	ids := w.run.cluster.IDs()
 	levels := []string{"", "linearizable", "lease", "stale"}
 	backoff := 20 * time.Millisecond
 	for {
+		ids = w.run.cluster.IDs()
 		id := ids[w.nodeIdx%len(ids)]
 		// The startup option sets a first read level; Register changes
 		// it with SET, so both ways are exercised.
@@ -64,7 +72,7 @@ func (w *Worker) connect(ctx context.Context) error {
 		conn, err := pgx.Connect(cctx, w.run.cluster.DSN(id, level))
 		cancel()
 		if err == nil {
-			w.conn, w.Node = conn, id
+			w.conn, w.Node, w.members = conn, id, ids
 			w.level = level
 			if level == "" {
 				w.level = "linearizable"

@@ -36,12 +36,13 @@ var MembershipNemeses = []string{MemberRemove, MemberRemoveLeader, MemberLearner
 // removal starts, a joining node enters it when it joins.
 type Membership interface {
 	// RemoveMember removes id from the configuration and returns once the
-	// leader's configuration no longer holds it. Its process keeps
-	// running.
+	// leader's configuration no longer holds it (at once if it does not).
+	// Its process keeps running.
 	RemoveMember(ctx context.Context, id string) error
 	// Rejoin stops a removed or spare node, wipes its data and starts it
 	// with --join (as a learner if learner); it returns once the node is
-	// ready and in the configuration (a voter unless learner).
+	// ready and in the configuration (a voter unless learner). It enters
+	// IDs once it is ready. A failed Rejoin may be called again.
 	Rejoin(ctx context.Context, id string, learner bool) error
 	// Spare returns a node that is not a member and may join.
 	Spare() (string, error)
@@ -124,10 +125,10 @@ func (n *Nemesis) injectMembership(ctx context.Context, kind string, f *Fault, l
 		err = mc.Rejoin(jctx, spare, kind == MemberLearner)
 		cancel()
 		heal := func(ctx context.Context) error {
-			if slices.Contains(n.cl.IDs(), spare) {
-				if err := mc.RemoveMember(ctx, spare); err != nil {
-					return err
-				}
+			// Also when the join failed half way: the spare may be
+			// in the configuration without being ready.
+			if err := mc.RemoveMember(ctx, spare); err != nil {
+				return err
 			}
 			return mc.Retire(spare)
 		}
