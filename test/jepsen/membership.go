@@ -90,10 +90,11 @@ func (n *Nemesis) injectMembership(ctx context.Context, kind string, f *Fault, l
 		// (Only towards it: a lost acknowledgement of a snapshot that
 		// was installed stalls the transfer for the transport's ack
 		// timeout, a minute, unless the follower's reply gets through;
-		// the general frame nemesis covers both directions.)
+		// the general frame nemesis covers both directions.) The rates
+		// are moderate: a dropped end of stream costs a minute.
 		mf, frames := n.cl.(MessageFaulter)
 		frames = frames && n.rng.IntN(2) == 0
-		drop, dup := 0.1+0.2*n.rng.Float64(), 0.05+0.15*n.rng.Float64()
+		drop, dup := 0.05+0.1*n.rng.Float64(), 0.05+0.1*n.rng.Float64()
 		if frames {
 			f.Note = fmt.Sprintf("rejoins with drop %.2f, duplicate %.2f of the frames sent to it", drop, dup)
 		}

@@ -55,16 +55,19 @@ type Config struct {
 
 // Result is everything a run saw and concluded.
 type Result struct {
-	Seed      uint64
-	Duration  time.Duration
-	Register  *Register
-	Bank      *Bank
-	Set       *Set
-	Faults    []Fault
-	Disabled  map[string]string
-	Linear    []LinearCheck
-	SetCounts map[string]SetCounts
-	Avail     []Availability
+	Seed uint64
+	// Duration is when the workers and the nemesis were done (a heal in
+	// progress at the end of the workload finishes first); Workload is
+	// when the last worker stopped.
+	Duration, Workload time.Duration
+	Register           *Register
+	Bank               *Bank
+	Set                *Set
+	Faults             []Fault
+	Disabled           map[string]string
+	Linear             []LinearCheck
+	SetCounts          map[string]SetCounts
+	Avail              []Availability
 	// Problems lists every failed check; empty means the run passed.
 	Problems []string
 	// Notes are facts worth printing that are not failures.
@@ -138,6 +141,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer stop()
 	var wg sync.WaitGroup
 	id := 0
+	var workers sync.WaitGroup
 	for i, wl := range workloads {
 		for j := 0; j < counts[i]; j++ {
 			w := &Worker{
@@ -146,8 +150,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			}
 			id++
 			wg.Add(1)
+			workers.Add(1)
 			go func(wl Workload) {
 				defer wg.Done()
+				defer workers.Done()
 				defer w.close()
 				for runCtx.Err() == nil {
 					wl.Step(runCtx, w)
@@ -173,6 +179,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			nem.Run(runCtx)
 		}()
 	}
+	workers.Wait()
+	res.Workload = clock.Now()
 	wg.Wait()
 	res.Duration = clock.Now()
 	if nem != nil {
@@ -368,7 +376,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // Summary is a human-readable account of the run.
 func (r *Result) Summary() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "seed %d, workload %v\n", r.Seed, r.Duration.Round(time.Millisecond))
+	fmt.Fprintf(&b, "seed %d, workload %v, faults healed at %v\n", r.Seed, r.Workload.Round(time.Millisecond), r.Duration.Round(time.Millisecond))
 	reg := r.Register.Ops()
 	byStatus := func(get func(i int) (string, Status), n int) string {
 		m := map[string]map[Status]int{}
