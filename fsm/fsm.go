@@ -39,6 +39,11 @@ type Options struct {
 	Logger *slog.Logger
 	// ReadConns is the size of the read pool (default 4).
 	ReadConns int
+	// OnRestore, when set, is called from Apply after a restore entry
+	// replaced the database (not after a snapshot install), with the
+	// entry's index; it must return at once. The node uses it to take a
+	// snapshot, so the restore's chunks leave the log.
+	OnRestore func(index uint64)
 }
 
 // FSM is the SQLite state machine of one node. Apply is called by the Raft

@@ -138,6 +138,9 @@ func (f *FSM) applyRestore(e consensus.Entry) error {
 	}
 	f.log.Info("fsm: database replaced by a restore entry", "index", e.Index, "bytes", size)
 	f.waiters.deliver(waiterKey{cmd.SessionID, cmd.Seq}, rs)
+	if f.opts.OnRestore != nil {
+		f.opts.OnRestore(e.Index)
+	}
 	return nil
 }
 

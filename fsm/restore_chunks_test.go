@@ -72,7 +72,13 @@ func TestChunkedRestore(t *testing.T) {
 	next++
 	log = append(log, ent(next, cmd(5, 1, st("INSERT INTO kv VALUES ('after', NULL, 1, 1)"))))
 
-	a, b := openT(t, t.TempDir()), openT(t, t.TempDir())
+	var restoredAt []uint64 // OnRestore calls (Apply's goroutine: this one)
+	a, err := Open(ctx, t.TempDir(), Options{OnRestore: func(i uint64) { restoredAt = append(restoredAt, i) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	b := openT(t, t.TempDir())
 	w := a.Expect(77, commit.Seq)
 	mid := len(log) - 6
 	mustApply(t, a, log[:mid]...)
@@ -99,6 +105,9 @@ func TestChunkedRestore(t *testing.T) {
 	if n := stagedChunks(t, a); n != -1 {
 		t.Fatalf("staging left after the commit: %d", n)
 	}
+	if !reflect.DeepEqual(restoredAt, []uint64{commitIndex}) {
+		t.Fatalf("OnRestore calls %v, want [%d]", restoredAt, commitIndex)
+	}
 	if id, err := a.LastRestore(ctx); err != nil || id != 0xabc {
 		t.Fatalf("LastRestore = %x, %v", id, err)
 	}
@@ -124,6 +133,9 @@ func TestChunkedRestore(t *testing.T) {
 	}
 	if n := stagedChunks(t, a); n != -1 {
 		t.Fatalf("a late chunk staged: %d", n)
+	}
+	if len(restoredAt) != 1 {
+		t.Fatalf("OnRestore called again by a retried commit or a late chunk: %v", restoredAt)
 	}
 	// The replaced database survives a reopen.
 	a.Close()

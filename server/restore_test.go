@@ -151,6 +151,24 @@ func TestRestoreLargerThanOneEntry(t *testing.T) {
 				t.Fatalf("node %d kept %v", i+1, left)
 			}
 		}
+		// Every node snapshots right after the restore and compacts
+		// its chunks out of the log.
+		commit := uint64(m["index"].(float64))
+		for i, s := range c.servers {
+			for {
+				first, err := s.store.FirstIndex()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if first > commit {
+					break
+				}
+				if ctx.Err() != nil {
+					t.Fatalf("node %d: the log still starts at %d, not past the restore at %d", i+1, first, commit)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
 		if _, err := conn.Exec(ctx, "INSERT INTO meta VALUES ('after', 'x')"); err != nil {
 			t.Fatalf("write after restore: %v", err)
 		}

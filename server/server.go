@@ -69,6 +69,10 @@ type Server struct {
 	// restore runs POST /restore and --restore (restore.go).
 	restore *restorer
 
+	// snapAsk carries restored's requests for a snapshot to a goroutine
+	// that starts once s.node is set (the applier may run before).
+	snapAsk chan struct{}
+
 	fatalc    chan struct{}
 	fatalOnce sync.Once
 	fatalErr  error
@@ -127,7 +131,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, promote: map[string]bool{}, metrics: newMetrics(), fatalc: make(chan struct{})}
+	s := &Server{cfg: cfg, promote: map[string]bool{}, metrics: newMetrics(), fatalc: make(chan struct{}), snapAsk: make(chan struct{}, 1)}
 	s.log = slog.New(termHandler{inner: cfg.Logger.Handler(), term: &s.term})
 	defer func() {
 		if err != nil {
@@ -146,7 +150,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if s.store, err = store.Open(ctx, filepath.Join(cfg.DataDir, "raft"), store.Options{Logger: s.log}); err != nil {
 		return nil, fmt.Errorf("open raft store in %s: %w", cfg.DataDir, err)
 	}
-	if s.fsm, err = fsm.Open(ctx, filepath.Join(cfg.DataDir, "sqlite"), fsm.Options{Logger: s.log}); err != nil {
+	if s.fsm, err = fsm.Open(ctx, filepath.Join(cfg.DataDir, "sqlite"), fsm.Options{Logger: s.log, OnRestore: s.restored}); err != nil {
 		return nil, fmt.Errorf("open sqlite state machine in %s: %w", cfg.DataDir, err)
 	}
 	if s.startIndex, err = s.store.LastIndex(); err != nil {
@@ -271,6 +275,16 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil
 	})
 	s.goRun("promoter", func() error { s.promoteLoop(runCtx); return nil })
+	s.goRun("snapshots", func() error {
+		for {
+			select {
+			case <-s.snapAsk:
+				s.node.RequestSnapshot()
+			case <-runCtx.Done():
+				return nil
+			}
+		}
+	})
 	s.goRun("term", func() error {
 		for {
 			st := s.node.Status()
@@ -329,6 +343,17 @@ func (s *Server) Close(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return errors.Join(s.errs...)
+}
+
+// restored runs (on the applier) after a restore entry replaced the
+// database: a snapshot right away compacts the restore's chunks out of
+// the log, instead of two --snapshot-entries periods later.
+func (s *Server) restored(index uint64) {
+	s.log.Info("restore applied; taking a snapshot to compact its chunks out of the log", "index", index)
+	select {
+	case s.snapAsk <- struct{}{}:
+	default: // one is pending already
+	}
 }
 
 // handOffLeadership transfers leadership away from this node if it leads

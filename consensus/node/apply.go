@@ -161,7 +161,8 @@ func (n *Node) snapLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-		if a, s := n.applied.Load(), n.lastSnap.Load(); a < s+n.cfg.SnapshotEntries {
+		forced := n.snapNow.Swap(false)
+		if a, s := n.applied.Load(), n.lastSnap.Load(); a <= s || (!forced && a < s+n.cfg.SnapshotEntries) {
 			continue // a stale kick: a snapshot was taken or received since
 		}
 		start := time.Now()
@@ -182,12 +183,16 @@ func (n *Node) snapLoop(ctx context.Context) {
 			continue
 		}
 		n.lastSnap.Store(idx)
-		n.log.Info("snapshot taken", "index", idx, "compact_to", prev)
-		if prev == 0 {
+		to := prev
+		if forced {
+			to = idx // RequestSnapshot: compact up to this snapshot
+		}
+		n.log.Info("snapshot taken", "index", idx, "compact_to", to, "requested", forced)
+		if to == 0 {
 			continue
 		}
-		if err := n.do(ctx, func() error { return n.compactTo(prev) }); err != nil && ctx.Err() == nil {
-			n.log.Warn("compacting log failed", "index", prev, "err", err)
+		if err := n.do(ctx, func() error { return n.compactTo(to) }); err != nil && ctx.Err() == nil {
+			n.log.Warn("compacting log failed", "index", to, "err", err)
 		}
 	}
 }

@@ -83,6 +83,9 @@ type Node struct {
 	snapKick chan struct{}
 	snapDone chan struct{}
 	lastSnap atomic.Uint64 // index of the newest snapshot file
+	// snapNow asks snapLoop for a snapshot whatever SnapshotEntries says
+	// (RequestSnapshot).
+	snapNow atomic.Bool
 
 	// Published state, readable from any goroutine.
 	leaseExp  atomic.Int64 // lease end as an offset from base in ns; 0 = no lease
@@ -445,6 +448,24 @@ func (n *Node) LeaseDuration() time.Duration { return n.t.lease }
 
 // Status returns a copy of the node's state as of the loop's last
 // iteration. Applied is what the applier has finished; Role is
+// RequestSnapshot asks for a snapshot of the state machine as soon as
+// possible, whatever Config.SnapshotEntries says, and for the log to be
+// compacted up to it (not one snapshot behind, as the periodic ones are:
+// a follower that is behind gets this snapshot). It returns at once; the
+// snapshot is taken on the snapshot goroutine. Without Config.Snapshots
+// it does nothing. The server calls it after a restore replaced the
+// database, whose chunks would otherwise stay in the log.
+func (n *Node) RequestSnapshot() {
+	if n.snapper == nil {
+		return
+	}
+	n.snapNow.Store(true)
+	select {
+	case n.snapKick <- struct{}{}:
+	default:
+	}
+}
+
 // RoleLearner for a non-voting member.
 func (n *Node) Status() consensus.Status {
 	n.mu.Lock()

@@ -857,3 +857,39 @@ func TestLeaseEndsWhenTransferStarts(t *testing.T) {
 	}
 	c.net.Heal()
 }
+
+// RequestSnapshot takes a snapshot before SnapshotEntries entries were
+// applied and compacts the log up to it, not one snapshot behind; a
+// follower that was down meanwhile catches up from that snapshot.
+func TestRequestSnapshot(t *testing.T) {
+	c := newCluster(t, 3)
+	c.snapEvery = 1000 // the periodic trigger never fires here
+	c.startAll()
+	l := c.leader()
+	lagger := c.followers(l)[0].ID()
+	c.stop(lagger)
+	var want []string
+	for i := range 20 {
+		v := fmt.Sprintf("r%d", i)
+		want = append(want, v)
+		propose(t, l, v)
+	}
+	eventually(t, "leader applies all", func() bool { return len(c.fsms[l.ID()].values()) == len(want) })
+	applied := l.AppliedIndex()
+	if s, _ := c.stores[l.ID()].Snapshot(); s.Index != 0 {
+		t.Fatalf("a snapshot at %d before any was asked for", s.Index)
+	}
+	l.RequestSnapshot()
+	eventually(t, "the leader's log is compacted up to the requested snapshot", func() bool {
+		s, err := c.stores[l.ID()].Snapshot()
+		return err == nil && s.Index >= applied
+	})
+	if m := l.Metrics(); m.SnapshotsTaken != 1 {
+		t.Errorf("snapshots taken: %d, want 1", m.SnapshotsTaken)
+	}
+	c.start(lagger)
+	c.waitValues(want)
+	if c.fsms[lagger].restoreCount() == 0 {
+		t.Fatalf("%s caught up without the snapshot", lagger)
+	}
+}
