@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
-	"os"
 	"testing"
 	"time"
 
@@ -24,30 +22,9 @@ type testServer struct {
 
 func startServer(t testing.TB, mod func(*pgwire.Config)) *testServer {
 	t.Helper()
-	eng, err := pgwiretest.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := pgwire.Config{Engine: eng}
-	if os.Getenv("PGWIRE_DEBUG") != "" {
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	if mod != nil {
-		mod(&cfg)
-	}
-	srv, err := pgwire.NewServer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
+	addr, eng, stop, done := serveUntil(t, mod)
+	t.Cleanup(func() { // before serveUntil's cleanup closes the engine
+		stop()
 		select {
 		case err := <-done:
 			if !errors.Is(err, pgwire.ErrServerClosed) {
@@ -56,9 +33,8 @@ func startServer(t testing.TB, mod func(*pgwire.Config)) *testServer {
 		case <-time.After(10 * time.Second):
 			t.Errorf("Serve did not return")
 		}
-		eng.Close()
 	})
-	return &testServer{addr: ln.Addr().String(), eng: eng}
+	return &testServer{addr: addr, eng: eng}
 }
 
 func (s *testServer) url(extra string) string {

@@ -3,7 +3,9 @@ package pgwire_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,8 +17,9 @@ import (
 	"github.com/raftsql/raftsql/pgwire/pgwiretest"
 )
 
-// serveUntil runs a server whose Serve context the test ends itself.
-func serveUntil(t *testing.T, mod func(*pgwire.Config)) (addr string, eng *pgwiretest.Engine, stop context.CancelFunc, done <-chan error) {
+// serveUntil runs a server whose Serve context the caller ends with stop
+// (at the latest when the test ends); done has Serve's result.
+func serveUntil(t testing.TB, mod func(*pgwire.Config)) (addr string, eng *pgwiretest.Engine, stop context.CancelFunc, done <-chan error) {
 	t.Helper()
 	eng, err := pgwiretest.New()
 	if err != nil {
@@ -24,6 +27,9 @@ func serveUntil(t *testing.T, mod func(*pgwire.Config)) (addr string, eng *pgwir
 	}
 	t.Cleanup(func() { eng.Close() })
 	cfg := pgwire.Config{Engine: eng}
+	if os.Getenv("PGWIRE_DEBUG") != "" {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	if mod != nil {
 		mod(&cfg)
 	}

@@ -162,10 +162,29 @@ func (s *session) propose(ctx context.Context, cmd fsm.Command) (res []fsm.Resul
 	}
 	s.seq++
 	cmd.SessionID, cmd.Seq = s.id, s.seq
-	data := fsm.EncodeCommand(cmd)
-	w := e.sm.Expect(s.id, s.seq)
-	defer w.Cancel()
+	res, waitErr, err := e.proposeUntilApplied(ctx, cmd, e.attemptTimeout)
+	switch {
+	case err != nil:
+		return nil, &sqlStateError{code: codeConnectionFailure, msg: "could not propose the write", err: err}
+	case waitErr != nil:
+		return nil, s.outcomeUnknown(ctx)
+	}
+	return res, nil
+}
 
+// proposeUntilApplied proposes cmd (SessionID and Seq set) and waits
+// until this node applied it and delivered its result. It proposes the
+// same (session, seq) again — the fsm applies it at most once — after a
+// leader change, after retryBackoff when the proposal was dropped (no
+// leader), or when an attempt waited attempt without a result (the
+// proposal may have been lost with a leader). err is a refusal by the
+// node other than a dropped proposal; waitErr the waiter's failure (ctx
+// ended, or fsm.ErrRestored: a snapshot was installed meanwhile, so the
+// result is unknown here).
+func (e *engine) proposeUntilApplied(ctx context.Context, cmd fsm.Command, attempt time.Duration) (res []fsm.Result, waitErr, err error) {
+	data := fsm.EncodeCommand(cmd)
+	w := e.sm.Expect(cmd.SessionID, cmd.Seq)
+	defer w.Cancel()
 	type outcome struct {
 		res []fsm.Result
 		err error
@@ -178,26 +197,20 @@ func (s *session) propose(ctx context.Context, cmd fsm.Command) (res []fsm.Resul
 	for {
 		changed := e.node.LeaderChanged()
 		err := e.node.Propose(ctx, data)
-		retry := e.attemptTimeout
+		retry := attempt
 		switch {
 		case err == nil:
 		case errors.Is(err, consensus.ErrProposalDropped):
 			retry = e.retryBackoff
 		case ctx.Err() != nil:
 		default:
-			return nil, &sqlStateError{code: codeConnectionFailure, msg: "could not propose the write", err: err}
+			return nil, nil, err
 		}
-		// Wait for the result; propose the same (session, seq) again after
-		// a leader change or when the attempt times out (the proposal may
-		// have been lost with a leader).
 		t := time.NewTimer(retry)
 		select {
 		case o := <-done:
 			t.Stop()
-			if o.err != nil {
-				return nil, s.outcomeUnknown(ctx)
-			}
-			return o.res, nil
+			return o.res, o.err, nil
 		case <-changed:
 		case <-t.C:
 		}

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/raftsql/raftsql/backup"
-	"github.com/raftsql/raftsql/consensus"
 	"github.com/raftsql/raftsql/fsm"
 )
 
@@ -292,9 +291,8 @@ feed:
 func (rs *restorer) propose(ctx context.Context, cmd fsm.Command) ([]fsm.Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, restoreProposalTimeout)
 	defer cancel()
-	data := fsm.EncodeCommand(cmd)
 	for {
-		res, err := rs.proposeOnce(ctx, cmd, data)
+		res, err := rs.proposeOnce(ctx, cmd)
 		if !errors.Is(err, fsm.ErrRestored) {
 			return res, err
 		}
@@ -302,47 +300,17 @@ func (rs *restorer) propose(ctx context.Context, cmd fsm.Command) ([]fsm.Result,
 	}
 }
 
-func (rs *restorer) proposeOnce(ctx context.Context, cmd fsm.Command, data []byte) ([]fsm.Result, error) {
-	e := rs.s.eng
-	w := e.sm.Expect(cmd.SessionID, cmd.Seq)
-	defer w.Cancel()
-	type outcome struct {
-		res []fsm.Result
-		err error
+func (rs *restorer) proposeOnce(ctx context.Context, cmd fsm.Command) ([]fsm.Result, error) {
+	res, waitErr, err := rs.s.eng.proposeUntilApplied(ctx, cmd, restoreAttempts*rs.s.eng.attemptTimeout)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("could not propose: %w", err)
+	case errors.Is(waitErr, fsm.ErrRestored):
+		return nil, waitErr
+	case waitErr != nil:
+		return nil, fmt.Errorf("no result within %v (no leader or no quorum; it may still be applied): %w", restoreProposalTimeout, waitErr)
 	}
-	done := make(chan outcome, 1)
-	go func() {
-		res, err := w.Wait(ctx)
-		done <- outcome{res, err}
-	}()
-	for {
-		changed := e.node.LeaderChanged()
-		err := e.node.Propose(ctx, data)
-		retry := restoreAttempts * e.attemptTimeout
-		switch {
-		case err == nil:
-		case errors.Is(err, consensus.ErrProposalDropped):
-			retry = e.retryBackoff
-		case ctx.Err() != nil:
-		default:
-			return nil, fmt.Errorf("could not propose: %w", err)
-		}
-		t := time.NewTimer(retry)
-		select {
-		case o := <-done:
-			t.Stop()
-			if errors.Is(o.err, fsm.ErrRestored) {
-				return nil, o.err
-			}
-			if o.err != nil {
-				return nil, fmt.Errorf("no result within %v (no leader or no quorum; it may still be applied): %w", restoreProposalTimeout, o.err)
-			}
-			return o.res, nil
-		case <-changed:
-		case <-t.C:
-		}
-		t.Stop()
-	}
+	return res, nil
 }
 
 // restoreAtStart handles --restore when the node starts (in Start, before
