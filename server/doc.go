@@ -23,6 +23,9 @@
 // as 1 MiB fsm.RestoreChunk entries, 8 in flight, then an fsm.RestoreCommit;
 // any node may drive one (a follower's proposals reach the leader through
 // Raft). --restore leaves DATA/restore-pending until its commit applied.
+// Once a restore applied, every node takes a snapshot and compacts the log
+// up to it (fsm.Options.OnRestore → node.RequestSnapshot), so the chunks
+// do not stay in the log.
 // The log lines "restore: proposing the file" and "restore: database
 // replaced" bracket one, with its id, size and timings.
 //

@@ -277,8 +277,7 @@ feed:
 		out.Index = uint64(idx)
 	}
 	log.Info("restore: database replaced", "bytes", f.Size, "index", out.Index,
-		"staged_in", staged.Round(time.Millisecond), "total", time.Since(start).Round(time.Millisecond),
-		"note", "the chunks stay in the Raft log until the next snapshot compacts it")
+		"staged_in", staged.Round(time.Millisecond), "total", time.Since(start).Round(time.Millisecond))
 	return out, nil
 }
 
