@@ -71,7 +71,10 @@
 // SnapshotWriter from SnapshotSink, verifies the trailer, calls Commit,
 // delivers the MsgSnap to its Handler, and acknowledges; the sender then
 // calls Handler.ReportSnapshot(to, ok). Heartbeats keep flowing on the
-// normal connection meanwhile. One transfer per peer runs at a time.
+// normal connection meanwhile. One transfer per peer runs at a time. A
+// transfer whose sender goes silent mid-stream is aborted by the receiver
+// after SnapshotConfig.IdleTimeout (15 s) and its connection closed, so
+// the sender reports the failure at once and the leader sends again.
 //
 // # Lifecycle
 //

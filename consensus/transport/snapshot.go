@@ -32,6 +32,12 @@ type SnapshotConfig struct {
 	// AckTimeout bounds the wait for the receiver's verdict after the
 	// last chunk (default 1 minute): its Commit may fsync a large file.
 	AckTimeout time.Duration
+	// IdleTimeout bounds, on the receiving side, the wait for the next
+	// frame of a transfer in progress (default 15 s). A sender that went
+	// silent mid-stream (a dead or half-open connection, its last frame
+	// lost) aborts the transfer and closes the connection, so the sender
+	// learns at once instead of after AckTimeout.
+	IdleTimeout time.Duration
 }
 
 // SnapshotSource opens the data of a snapshot for sending.
@@ -80,6 +86,13 @@ func (c *SnapshotConfig) ackTimeout() time.Duration {
 		return time.Minute
 	}
 	return c.AckTimeout
+}
+
+func (c *SnapshotConfig) idleTimeout() time.Duration {
+	if c == nil || c.IdleTimeout <= 0 {
+		return 15 * time.Second
+	}
+	return c.IdleTimeout
 }
 
 // snapSender runs at most one snapshot transfer to a peer at a time.

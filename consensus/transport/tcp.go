@@ -463,10 +463,24 @@ func (t *TCP) serve(conn net.Conn) {
 	rs := &snapRecv{t: t, from: pf.From, log: log, conn: conn}
 	defer rs.abort("connection closed")
 	var buf []byte
+	idleSet := false
 	for {
+		// Inside a snapshot transfer the next frame must come within the
+		// idle timeout; between transfers and messages there is no bound.
+		if rs.msg != nil {
+			conn.SetReadDeadline(time.Now().Add(t.cfg.Snapshots.idleTimeout()))
+			idleSet = true
+		} else if idleSet {
+			conn.SetReadDeadline(time.Time{})
+			idleSet = false
+		}
 		payload, err := readFrame(br, buf, t.cfg.MaxFrameSize)
 		if err != nil {
+			var ne net.Error
 			switch {
+			case rs.msg != nil && errors.As(err, &ne) && ne.Timeout():
+				log.Warn("snapshot transfer stalled: no frame within the idle timeout; aborting it and closing the connection",
+					"idle_timeout", t.cfg.Snapshots.idleTimeout(), "received", rs.total)
 			case t.ctx.Err() != nil, errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 				log.Debug("inbound connection closed", "err", err)
 			case errors.Is(err, ErrMalformed), errors.Is(err, ErrFrameTooLarge):

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 	"testing"
@@ -222,4 +223,56 @@ func FuzzServe(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestTCPSnapshotIdleTimeout: a sender that goes silent inside a snapshot
+// transfer (its end frame lost) gets the transfer aborted and the
+// connection closed after SnapshotConfig.IdleTimeout, not after the
+// sender's ack timeout; nothing is delivered or committed.
+func TestTCPSnapshotIdleTimeout(t *testing.T) {
+	sink := &memSink{}
+	b := newTCP(t, TCPConfig{ID: "b", Snapshots: &SnapshotConfig{Sink: sink, IdleTimeout: 200 * time.Millisecond}})
+	c, err := net.Dial("tcp", b.tr.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	snap := consensus.Message{Type: consensus.MsgSnap, From: "a", To: "b", Term: 2, Snapshot: &consensus.SnapshotMeta{Index: 5, Term: 2}}
+	var s []byte
+	s = appendPreface(s, preface{From: "a", To: "b"})
+	s = appendFrame(s, AppendMessage([]byte{frameSnapshot, snapBegin}, &snap))
+	s = appendFrame(s, []byte{frameSnapshot, snapData, 'h', 'i'})
+	if _, err := c.Write(s); err != nil {
+		t.Fatal(err)
+	}
+	// No end frame: the receiver must give up on its own.
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.Copy(io.Discard, c); err != nil {
+		t.Fatalf("the receiver did not close the stalled transfer's connection: %v", err)
+	}
+	waitFor(t, "the stalled transfer aborted", func() bool { return sink.abortCount() == 1 })
+	if _, committed := sink.result(); committed {
+		t.Fatal("a partial snapshot was committed")
+	}
+	if n := len(b.h.received()); n != 0 {
+		t.Fatalf("delivered %d messages", n)
+	}
+	// Between transfers a quiet connection is not cut.
+	c2, err := net.Dial("tcp", b.tr.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	c2.Write(appendPreface(nil, preface{From: "a", To: "b"}))
+	c2.SetReadDeadline(time.Now().Add(600 * time.Millisecond))
+	if _, err := c2.Read(make([]byte, 1)); err == nil || !isTimeout(err) {
+		t.Fatalf("an idle connection outside a transfer was closed: %v", err)
+	}
+	c2.Write(appendFrame(nil, appendMessagesPayload(nil, []consensus.Message{{Type: consensus.MsgHeartbeat, From: "a", To: "b", Term: 2}})))
+	waitFor(t, "a message after a quiet spell", func() bool { return len(b.h.received()) == 1 })
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
