@@ -312,18 +312,24 @@ func TestRestoreMarkerRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	conn.Close(ctx)
-	// As if the node crashed right after writing the marker.
-	c.stop(0)
-	if err := writeRestoreMarker(filepath.Join(c.cfgs[0].DataDir, restorePendingFile), 0x1234, file); err != nil {
-		t.Fatal(err)
-	}
-	c.start(0)
-	for c.servers[0].ready() != nil {
-		if ctx.Err() != nil {
-			t.Fatalf("not ready: %v", c.servers[0].ready())
+	// restartWithMarker stops the node, leaves the marker of restore
+	// 0x1234 as a crash would, starts it and waits until it is ready.
+	restartWithMarker := func() {
+		t.Helper()
+		c.stop(0)
+		if err := writeRestoreMarker(filepath.Join(c.cfgs[0].DataDir, restorePendingFile), 0x1234, file); err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		c.start(0)
+		for c.servers[0].ready() != nil {
+			if ctx.Err() != nil {
+				t.Fatalf("not ready: %v", c.servers[0].ready())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
+	// As if the node crashed right after writing the marker.
+	restartWithMarker()
 	conn = c.connect(0, "")
 	var tag string
 	if err := conn.QueryRow(ctx, "SELECT v FROM meta WHERE k = 'tag'").Scan(&tag); err != nil || tag != "retry" {
@@ -337,17 +343,7 @@ func TestRestoreMarkerRetried(t *testing.T) {
 	}
 	conn.Close(ctx)
 	// A crash after the commit but before the marker was removed.
-	c.stop(0)
-	if err := writeRestoreMarker(filepath.Join(c.cfgs[0].DataDir, restorePendingFile), 0x1234, file); err != nil {
-		t.Fatal(err)
-	}
-	c.start(0)
-	for c.servers[0].ready() != nil {
-		if ctx.Err() != nil {
-			t.Fatalf("not ready: %v", c.servers[0].ready())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	restartWithMarker()
 	conn = c.connect(0, "")
 	var n int
 	if err := conn.QueryRow(ctx, "SELECT count(*) FROM meta WHERE k = 'after'").Scan(&n); err != nil || n != 1 {
