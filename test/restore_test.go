@@ -1,6 +1,7 @@
 package test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -31,6 +32,8 @@ import (
 // TestRestoreInterruptedByLeaderKill: a large restore whose leader is
 // killed while the chunks go through the log leaves every node with the
 // old or the new state (the same on all), never a mix; a retry succeeds.
+// TestRestoreKilledAfterCommit: a leader killed right after it applied a
+// restore's commit leaves the new state on every node.
 // TestRestoreBootstrap: raftsqld --restore on one node of a new cluster
 // loads the file on every node, once.
 
@@ -457,4 +460,79 @@ func TestRestoreBootstrap(t *testing.T) {
 	if got := allEqual(t, "after n1 restarted", tableSumsOnNodes(ctx, t, c)); got != after {
 		t.Fatalf("after n1 restarted with --restore: %s, want %s", got, after)
 	}
+}
+
+// TestRestoreKilledAfterCommit: the leader is SIGKILLed the moment it has
+// applied a restore's commit — possibly before its client got the answer.
+// The commit was committed, so once a new leader is elected and the old
+// one restarted, every node has the new state (the other outcome of an
+// interrupted restore, besides TestRestoreInterruptedByLeaderKill's).
+func TestRestoreKilledAfterCommit(t *testing.T) {
+	c := startCluster(t, cluster.Options{Nodes: 3, HTTPTimeout: 30 * time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	leader, _ := leaderAndFollowers(ctx, t, c)
+	conn := connect(ctx, t, leader, "")
+	mustExec(ctx, t, conn, "CREATE TABLE w(id INTEGER PRIMARY KEY, v BLOB)")
+	insertRange(ctx, t, c, "w", 0, 100)
+	oldSum := allEqual(t, "old state", tableSumsOnNodes(ctx, t, c))
+
+	big := filepath.Join(filepath.Dir(c.Nodes()[0].Dir), "commit.db")
+	makeTableFile(t, big, 5000, 12*16, 64<<10) // ~12 MiB: 12 chunks
+	newSum := fileTableSum(t, big)
+	if newSum == oldSum {
+		t.Fatal("the file holds the old state")
+	}
+
+	logf, err := os.Open(leader.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	if _, err := logf.Seek(0, io.SeekEnd); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan restoreAnswer, 1)
+	go func() {
+		a, err := postRestore(ctx, leader, big)
+		if err != nil {
+			a.Error = err.Error()
+		}
+		done <- a
+	}()
+	// The fsm logs this line right after it swapped the file in.
+	const applied = "database replaced by a restore entry"
+	var seen []byte
+	buf := make([]byte, 64<<10)
+	for !bytes.Contains(seen, []byte(applied)) {
+		n, err := logf.Read(buf)
+		seen = append(seen, buf[:n]...)
+		if len(seen) > 1<<20 {
+			seen = seen[len(seen)-4096:]
+		}
+		if n == 0 || err != nil {
+			if ctx.Err() != nil {
+				t.Fatalf("the leader never applied the restore: %v", ctx.Err())
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if err := leader.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	a := <-done
+	t.Logf("the client of the killed leader got: %+v", a)
+	if _, err := c.WaitLeader(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := leader.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := allEqual(t, "after the kill", tableSumsOnNodes(ctx, t, c)); got != newSum {
+		t.Fatalf("after a kill that followed the commit: %s, want the new state %s (old %s)", got, newSum, oldSum)
+	}
+	compareBackups(ctx, t, c)
 }
