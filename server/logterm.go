@@ -18,7 +18,14 @@ type termHandler struct {
 func (h termHandler) Enabled(ctx context.Context, l slog.Level) bool { return h.inner.Enabled(ctx, l) }
 
 func (h termHandler) Handle(ctx context.Context, r slog.Record) error {
-	r.AddAttrs(slog.Uint64("term", h.term.Load()))
+	own := false // a record about a term names it itself: keep one term
+	r.Attrs(func(a slog.Attr) bool {
+		own = a.Key == "term"
+		return !own
+	})
+	if !own {
+		r.AddAttrs(slog.Uint64("term", h.term.Load()))
+	}
 	return h.inner.Handle(ctx, r)
 }
 
