@@ -450,6 +450,159 @@ func TestSnapshot_7_OldSnapshotIgnored(t *testing.T) {
 	}
 }
 
+// snapshotToIsolatedFollower builds a 3-node cluster led by n1 whose n3
+// missed 10 entries that n1 then compacted: the next heartbeat round makes
+// n1 send n3 a snapshot. Returns the snapshot's index.
+func snapshotToIsolatedFollower(t *testing.T) (*testNet, uint64) {
+	t.Helper()
+	nw := newTestNet(t, 3)
+	nw.campaign("n1")
+	nw.isolate("n3")
+	for i := range 10 {
+		_ = nw.propose("n1", fmt.Sprintf("v%d", i))
+	}
+	l := nw.node("n1")
+	idx := l.rn.r.log.applied
+	if err := l.st.Compact(idx); err != nil {
+		t.Fatal(err)
+	}
+	meta, _ := l.st.Snapshot()
+	l.rn.Compact(meta)
+	nw.heal()
+	return nw, idx
+}
+
+// sentSince returns the messages of type typ from -> to delivered after
+// the first n messages of nw.sent.
+func sentSince(nw *testNet, n int, typ MessageType, from, to string) []Message {
+	var out []Message
+	for _, m := range nw.sent[n:] {
+		if m.Type == typ && m.From == from && m.To == to {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// §7: a follower installs the snapshot but both the transfer's verdict
+// (MsgSnapStatus) and its reply to the MsgSnap are lost. The leader must
+// not wait for the transport to give up: after one heartbeat round it
+// knows the follower is past the snapshot and replicates to it again. A
+// late verdict then changes nothing.
+func TestSnapshot_7_InstalledButRepliesLost(t *testing.T) {
+	nw, idx := snapshotToIsolatedFollower(t)
+	l, f := nw.node("n1"), nw.node("n3")
+	snaps, dropReply := 0, false
+	nw.filter = func(m *Message) bool {
+		switch {
+		case m.Type == MsgSnap && m.To == "n3":
+			snaps++
+			dropReply = true // delivered; no ReportSnapshot (the ack is lost)
+		case m.Type == MsgAppResp && m.From == "n3" && dropReply:
+			dropReply = false // the follower's reply to the MsgSnap is lost
+			return false
+		}
+		return true
+	}
+	nw.tick("n1", 1)
+	if snaps != 1 {
+		t.Fatalf("%d snapshots sent, want 1", snaps)
+	}
+	if fs, _ := f.st.Snapshot(); fs.Index != idx {
+		t.Fatalf("follower stored snapshot %+v, want index %d", fs, idx)
+	}
+	pr := l.rn.r.prs["n3"]
+	if pr.state != stateSnapshot || pr.pendingSnapshot != idx {
+		t.Fatalf("before the heartbeat round: progress %s pending %d, want snapshot pending %d", pr, pr.pendingSnapshot, idx)
+	}
+	nw.tick("n1", 1) // one heartbeat round
+	if pr.state != stateReplicate || pr.match < idx {
+		t.Fatalf("after a heartbeat round the leader still waits for the transfer's verdict: %s", pr)
+	}
+	mark := len(nw.sent)
+	if err := nw.propose("n1", "after-snapshot"); err != nil {
+		t.Fatal(err)
+	}
+	var withEntries int
+	for _, m := range sentSince(nw, mark, MsgApp, "n1", "n3") {
+		if len(m.Entries) > 0 {
+			withEntries++
+		}
+	}
+	if withEntries == 0 {
+		t.Fatal("leader sent the follower no MsgApp with the new entry")
+	}
+	if got := dataOf(f.applied); f.rn.r.log.committed != l.rn.r.log.committed || len(got) == 0 || got[len(got)-1] != "after-snapshot" {
+		t.Fatalf("follower commit %d (leader %d), applied %v", f.rn.r.log.committed, l.rn.r.log.committed, got)
+	}
+	// The transport gives up on the transfer a minute later.
+	l.rn.ReportSnapshot("n3", false)
+	nw.stabilize()
+	nw.tick("n1", 3)
+	if snaps != 1 || pr.state != stateReplicate {
+		t.Fatalf("a late verdict sent %d snapshots in all, progress %s", snaps, pr)
+	}
+}
+
+// §7: while a snapshot transfer runs (not yet installed, no verdict), the
+// heartbeat-triggered probes are rejected harmlessly: the peer stays in
+// snapshot state and no second transfer starts. A failed verdict then
+// sends a new snapshot.
+func TestSnapshot_7_ProbeDuringTransferIsHarmless(t *testing.T) {
+	nw, idx := snapshotToIsolatedFollower(t)
+	l, f := nw.node("n1"), nw.node("n3")
+	snaps, inFlight := 0, true
+	nw.filter = func(m *Message) bool {
+		if m.Type == MsgSnap && m.To == "n3" {
+			snaps++
+			return !inFlight // the first transfer is still running
+		}
+		return true
+	}
+	nw.tick("n1", 1)
+	fLast := f.rn.r.log.lastIndex()
+	mark := len(nw.sent)
+	nw.tick("n1", 5)
+	pr := l.rn.r.prs["n3"]
+	if snaps != 1 || pr.state != stateSnapshot || pr.pendingSnapshot != idx {
+		t.Fatalf("during the transfer: %d snapshots sent, progress %s pending %d", snaps, pr, pr.pendingSnapshot)
+	}
+	probes := sentSince(nw, mark, MsgApp, "n1", "n3")
+	if len(probes) == 0 {
+		t.Fatal("no probe sent during the transfer")
+	}
+	for _, m := range probes {
+		if m.Index < idx || len(m.Entries) != 0 {
+			t.Fatalf("probe %+v: want an empty MsgApp at or past the snapshot %d", m, idx)
+		}
+	}
+	for _, m := range sentSince(nw, mark, MsgAppResp, "n3", "n1") {
+		if !m.Reject {
+			t.Fatalf("follower without the snapshot accepted a probe: %+v", m)
+		}
+	}
+	if f.rn.r.log.lastIndex() != fLast {
+		t.Fatalf("probes changed the follower's log: last %d -> %d", fLast, f.rn.r.log.lastIndex())
+	}
+	// The transport reports the transfer failed: a new one starts.
+	inFlight = false
+	l.rn.ReportSnapshot("n3", false)
+	nw.stabilize()
+	nw.tick("n1", 2)
+	if snaps != 2 {
+		t.Fatalf("%d snapshots sent after the failed verdict, want 2", snaps)
+	}
+	l.rn.ReportSnapshot("n3", true)
+	nw.stabilize()
+	if err := nw.propose("n1", "after-snapshot"); err != nil {
+		t.Fatal(err)
+	}
+	nw.tick("n1", 1)
+	if f.rn.r.log.committed != l.rn.r.log.committed || pr.state != stateReplicate {
+		t.Fatalf("follower commit %d leader commit %d progress %s", f.rn.r.log.committed, l.rn.r.log.committed, pr)
+	}
+}
+
 // Restart: commit is max(persisted commit, Config.Applied), since the
 // store may not persist every commit change.
 func TestRestart_CommitIsMaxOfPersistedAndApplied(t *testing.T) {

@@ -17,7 +17,9 @@ const (
 	// at most maxInflight unacknowledged at a time.
 	stateReplicate
 	// stateSnapshot: the peer needs a snapshot; replication waits until
-	// the driver reports the snapshot sent (ReportSnapshot).
+	// the driver reports the transfer's outcome (ReportSnapshot), or the
+	// peer acknowledges an index at or past the snapshot (each heartbeat
+	// reply makes the leader ask with an empty MsgApp: probeSnapshot).
 	stateSnapshot
 )
 

@@ -329,6 +329,23 @@ func (r *raft) sendSnapshot(to string, pr *progress) bool {
 	return true
 }
 
+// probeSnapshot sends a peer in stateSnapshot an empty MsgApp at the
+// pending snapshot's index (or at the leader's first index - 1 if it has
+// compacted past it, so that the peer could continue from the log). A
+// peer that installed the snapshot, or is past it, accepts it (handleAppend
+// answers at least its commit index), and handleAppResp moves it to
+// replicate without waiting for the transfer's verdict, which may come
+// only when the transport gives up. A peer without the snapshot rejects
+// it, and a rejection in stateSnapshot changes nothing.
+func (r *raft) probeSnapshot(to string, pr *progress) {
+	i := max(pr.pendingSnapshot, r.log.firstIndex()-1)
+	t, err := r.log.term(i)
+	if err != nil {
+		return
+	}
+	r.send(Message{Type: MsgApp, To: to, Index: i, LogTerm: t, Commit: r.log.committed})
+}
+
 func (r *raft) forEachPeer(f func(id string, pr *progress)) {
 	// Deterministic order: members are sorted by ID.
 	for _, m := range r.conf.Members {
@@ -706,7 +723,11 @@ func stepLeader(r *raft, m Message) error {
 		if pr.state == stateReplicate && pr.inflights.full() {
 			pr.inflights.last = slices.Delete(pr.inflights.last, 0, 1)
 		}
-		if pr.match < r.log.lastIndex() {
+		if pr.state == stateSnapshot {
+			// The transfer's verdict and the peer's reply may both have
+			// been lost although it installed the snapshot: ask.
+			r.probeSnapshot(m.From, pr)
+		} else if pr.match < r.log.lastIndex() {
 			// Even with nothing new to send: the MsgApps in flight may
 			// have been lost, and an empty one finds that out.
 			r.sendAppend(m.From, true)
@@ -744,6 +765,12 @@ func transferTarget(m Message) string {
 }
 
 func (r *raft) handleAppResp(m Message, pr *progress) {
+	if m.Reject && pr.state == stateSnapshot {
+		// The peer does not hold the pending snapshot (yet), or this is
+		// the reply to a MsgApp sent before it: the transfer goes on, and
+		// only its verdict (MsgSnapStatus) may start another.
+		return
+	}
 	if m.Reject {
 		next := r.nextFromHint(m)
 		if pr.maybeDecrTo(m.Index, next) {

@@ -37,7 +37,22 @@ type simParams struct {
 	// verifies that no leader of a newer term exists while a leader
 	// holds a lease (lease = minimum election timeout - 1 tick).
 	leaseCheck bool
+	// snapAckLossP: chance that a delivered MsgSnap's verdict is lost
+	// (the sender's transport reports the transfer failed only
+	// simAckTimeout steps later) and the follower's reply to it is lost
+	// too. The leader must not need the verdict to go on replicating.
+	snapAckLossP float64
 }
+
+// simAckTimeout is how many steps (or healing rounds) after the transfer a
+// lost verdict is reported: the transport's acknowledgement timeout.
+const simAckTimeout = 300
+
+// simSnapStallRounds bounds how many healing rounds a leader may keep a
+// follower in snapshot state although the follower could continue from
+// the leader's log (its commit is past the pending snapshot and the
+// leader's first index - 1): well under simAckTimeout.
+const simSnapStallRounds = 8
 
 func randomParams(rng *rand.Rand, steps int) simParams {
 	p := simParams{
@@ -60,6 +75,8 @@ func randomParams(rng *rand.Rand, steps int) simParams {
 		checkQuorum: rng.IntN(4) != 0,
 		slowNode:    rng.IntN(3) == 0,
 		leaseCheck:  rng.IntN(3) == 0,
+		// Drawn last: the other parameters of a seed stay as they were.
+		snapAckLossP: []float64{0, 0, 0.5, 1}[rng.IntN(4)],
 	}
 	if p.leaseCheck {
 		p.checkQuorum = true
@@ -98,6 +115,13 @@ type simNode struct {
 
 type entryKey struct{ index, term uint64 }
 
+// simVerdict is a transfer verdict the sender's transport reports late.
+type simVerdict struct {
+	from, to string
+	rn       *RawNode // the sender's instance: a crash ends its transport
+	at       int      // s.step at which it is reported
+}
+
 type sim struct {
 	p     simParams
 	seed  uint64
@@ -118,12 +142,20 @@ type sim struct {
 	readNeed     map[string]uint64 // read ctx -> max committed index when issued
 	nextProp     int
 	nextRead     int
+	verdicts     []simVerdict
+	dropReply    map[[2]string]bool // drop the next MsgAppResp from -> to
+	snapStall    map[string]int     // healing rounds a follower waited in snapshot state
 	stats        simStats
 	err          error
 }
 
 type simStats struct {
 	proposed, applied, reads, readsAnswered, elections, crashes, snapshots, confChanges, transfers, joins int
+	// acksLost: delivered snapshots whose verdict and reply were lost;
+	// stalls: after the heal, a leader held a follower that could continue
+	// from its log in snapshot state (it must recover within
+	// simSnapStallRounds).
+	acksLost, stalls int
 }
 
 func newSim(seed uint64, p simParams, logf func(string, ...any)) *sim {
@@ -139,6 +171,8 @@ func newSim(seed uint64, p simParams, logf func(string, ...any)) *sim {
 		committed: map[uint64]uint64{},
 		stateAt:   map[uint64]uint64{},
 		readNeed:  map[string]uint64{},
+		dropReply: map[[2]string]bool{},
+		snapStall: map[string]int{},
 	}
 	all := ids(p.nodes)
 	for i, id := range all {
@@ -226,6 +260,11 @@ func (s *sim) leader() *simNode {
 // duplicates.
 func (s *sim) send(from *simNode, msgs []Message) {
 	for _, m := range msgs {
+		if m.Type == MsgAppResp && s.dropReply[[2]string{m.From, m.To}] {
+			delete(s.dropReply, [2]string{m.From, m.To})
+			s.logf("drop %s %s->%s i%d (reply to a snapshot whose verdict is lost)", m.Type, m.From, m.To, m.Index)
+			continue
+		}
 		sm := simMsg{m: m}
 		if m.Type == MsgSnap {
 			if from.snap.index == m.Snapshot.Index {
@@ -296,9 +335,63 @@ func (s *sim) deliver(sm simMsg) {
 	}
 	if sm.m.Type == MsgSnap {
 		if from := s.byID[sm.m.From]; from != nil && from.rn != nil {
-			from.rn.ReportSnapshot(sm.m.To, true)
+			if s.p.snapAckLossP > 0 && s.rng.Float64() < s.p.snapAckLossP {
+				s.logf("verdict of snapshot %d %s->%s lost: reported failed at step %d", sm.m.Snapshot.Index, sm.m.From, sm.m.To, s.step+simAckTimeout)
+				s.verdicts = append(s.verdicts, simVerdict{from: from.id, to: sm.m.To, rn: from.rn, at: s.step + simAckTimeout})
+				s.dropReply[[2]string{sm.m.To, sm.m.From}] = true
+				s.stats.acksLost++
+			} else {
+				from.rn.ReportSnapshot(sm.m.To, true)
+			}
 		}
 	}
+}
+
+// reportDue reports the late verdicts that are due: the transport timed
+// out waiting for the receiver's acknowledgement.
+func (s *sim) reportDue() {
+	n := 0
+	for _, v := range s.verdicts {
+		if v.at > s.step {
+			s.verdicts[n] = v
+			n++
+			continue
+		}
+		if from := s.byID[v.from]; from.rn != nil && from.rn == v.rn {
+			s.logf("late verdict: snapshot %s->%s failed", v.from, v.to)
+			from.rn.ReportSnapshot(v.to, false)
+		}
+	}
+	s.verdicts = s.verdicts[:n]
+}
+
+// checkSnapStall: after the heal, a leader does not keep a follower in
+// snapshot state for more than simSnapStallRounds once the follower could
+// continue from the leader's log, whether or not the transfer's verdict
+// has come.
+func (s *sim) checkSnapStall() {
+	l := s.leader()
+	if l == nil {
+		return
+	}
+	r := l.rn.r
+	r.forEachPeer(func(id string, pr *progress) {
+		key := fmt.Sprintf("%s->%s@%d", l.id, id, r.term)
+		f := s.byID[id]
+		if pr.state != stateSnapshot || f == nil || f.rn == nil ||
+			f.rn.r.log.committed < max(pr.pendingSnapshot, r.log.firstIndex()-1) {
+			delete(s.snapStall, key)
+			return
+		}
+		if s.snapStall[key] == 0 {
+			s.stats.stalls++
+		}
+		s.snapStall[key]++
+		if s.snapStall[key] > simSnapStallRounds {
+			s.fail("liveness: leader %s keeps %s in snapshot state (pending %d, leader first index %d) for %d rounds after the heal although %s committed %d",
+				l.id, id, pr.pendingSnapshot, r.log.firstIndex(), s.snapStall[key], id, f.rn.r.log.committed)
+		}
+	})
 }
 
 func entryHash(h uint64, e Entry) uint64 {
@@ -547,6 +640,7 @@ func (s *sim) checkLeaderCompleteness(n *simNode) {
 func (s *sim) run() error {
 	for s.step = 0; s.step < s.p.steps && s.err == nil; s.step++ {
 		s.now++
+		s.reportDue()
 		s.randomStep()
 		s.check()
 	}
@@ -771,6 +865,7 @@ func (s *sim) converge() {
 	for round := 0; round < 400 && s.err == nil; round++ {
 		s.step++
 		s.now += s.p.maxDelay + 1
+		s.reportDue()
 		for _, n := range s.nodes {
 			n.rn.Tick()
 		}
@@ -793,6 +888,7 @@ func (s *sim) converge() {
 				break
 			}
 		}
+		s.checkSnapStall()
 		l := s.leader()
 		if l == nil {
 			continue

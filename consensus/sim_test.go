@@ -23,23 +23,44 @@ var simRegressionSeeds = []uint64{
 	403725, // a late MsgTimeoutNow of an abandoned transfer forced an election during a lease
 	513655, // livelock: rejected candidates kept resetting the timer of the slow node with the best log
 	600905, // the same livelock, with membership changes
+	14,     // snapshot installed but its verdict and reply lost: the leader waited for the transport to give up
 }
 
-func runSeed(t *testing.T, seed uint64, steps int, verbose bool) simStats {
+// runSeed runs one schedule; mods adjust its random parameters.
+func runSeed(t *testing.T, seed uint64, steps int, verbose bool, mods ...func(*simParams)) simStats {
 	t.Helper()
 	logf := func(string, ...any) {}
 	if verbose {
 		logf = func(format string, args ...any) { t.Logf(format, args...) }
 	}
 	pr := rand.New(rand.NewPCG(seed, 1))
-	s := newSim(seed, randomParams(pr, steps), logf)
+	p := randomParams(pr, steps)
+	for _, mod := range mods {
+		mod(&p)
+	}
+	s := newSim(seed, p, logf)
 	if verbose {
 		t.Logf("params: %+v", s.p)
 	}
 	if err := s.run(); err != nil {
-		t.Fatalf("simulation failed (rerun: go test ./consensus/ -run TestSimulation -sim.seed=%d -v): %v\nparams: %+v", seed, err, s.p)
+		t.Fatalf("simulation failed (rerun: go test ./consensus/ -run '^%s$' -sim.seed=%d -v): %v\nparams: %+v", t.Name(), seed, err, s.p)
 	}
 	return s.stats
+}
+
+func (st *simStats) add(o simStats) {
+	st.proposed += o.proposed
+	st.applied += o.applied
+	st.reads += o.reads
+	st.readsAnswered += o.readsAnswered
+	st.elections += o.elections
+	st.crashes += o.crashes
+	st.snapshots += o.snapshots
+	st.confChanges += o.confChanges
+	st.transfers += o.transfers
+	st.joins += o.joins
+	st.acksLost += o.acksLost
+	st.stalls += o.stalls
 }
 
 // TestSimulation runs random schedules of 3 and 5 nodes with partitions,
@@ -59,24 +80,43 @@ func TestSimulation(t *testing.T) {
 	}
 	var total simStats
 	for seed := *simStart; seed < *simStart+uint64(*simSeeds); seed++ {
-		st := runSeed(t, seed, *simSteps, false)
-		total.proposed += st.proposed
-		total.applied += st.applied
-		total.reads += st.reads
-		total.readsAnswered += st.readsAnswered
-		total.elections += st.elections
-		total.crashes += st.crashes
-		total.snapshots += st.snapshots
-		total.confChanges += st.confChanges
-		total.transfers += st.transfers
-		total.joins += st.joins
+		total.add(runSeed(t, seed, *simSteps, false))
 	}
 	t.Logf("%d seeds: %+v", *simSeeds, total)
 	// The schedules must exercise what they claim to.
 	if *simSeeds >= 100 {
 		if total.applied < *simSeeds*5 || total.readsAnswered == 0 || total.elections < *simSeeds ||
-			total.crashes == 0 || total.snapshots == 0 || total.confChanges == 0 {
+			total.crashes == 0 || total.snapshots == 0 || total.confChanges == 0 || total.acksLost == 0 {
 			t.Fatalf("simulation too weak: %+v", total)
 		}
+	}
+}
+
+// TestSimulationSnapshotRepliesLost runs -sim.seeds/3 schedules in which every
+// delivered snapshot's transfer verdict is lost (the sender hears
+// "failed" only simAckTimeout steps later, as when the transport times
+// out waiting for the receiver's acknowledgement) and so is the
+// follower's reply to the MsgSnap, with frequent compaction so that
+// snapshots are common. Besides safety it checks liveness: once healed, a
+// leader moves a follower that installed the snapshot out of snapshot
+// state within simSnapStallRounds, long before the verdict.
+func TestSimulationSnapshotRepliesLost(t *testing.T) {
+	lose := func(p *simParams) {
+		p.snapAckLossP = 1
+		p.compactP = 0.01
+	}
+	if *simSeed != 0 {
+		st := runSeed(t, *simSeed, *simSteps, true, lose)
+		t.Logf("stats: %+v", st)
+		return
+	}
+	seeds := max(*simSeeds/3, 1)
+	var total simStats
+	for seed := *simStart; seed < *simStart+uint64(seeds); seed++ {
+		total.add(runSeed(t, seed, *simSteps, false, lose))
+	}
+	t.Logf("%d seeds: %+v", seeds, total)
+	if seeds >= 100 && (total.acksLost < seeds || total.stalls == 0) {
+		t.Fatalf("the schedules rarely lost a verdict or never stalled a follower: %+v", total)
 	}
 }
