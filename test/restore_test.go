@@ -330,16 +330,38 @@ func TestRestoreBackupRestartGarbage(t *testing.T) {
 	}
 }
 
-func TestRestoreInterruptedByLeaderKill(t *testing.T) {
+// killScenario starts the 3-node cluster of the kill tests with table w
+// of rows rows and returns it, its leader and the table's sum.
+func killScenario(ctx context.Context, t *testing.T, rows int) (*cluster.Cluster, *cluster.Node, string) {
+	t.Helper()
 	// Backups of ~50 MiB are compared: give the harness's requests time.
 	c := startCluster(t, cluster.Options{Nodes: 3, HTTPTimeout: 30 * time.Second})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
 	leader, _ := leaderAndFollowers(ctx, t, c)
 	conn := connect(ctx, t, leader, "")
 	mustExec(ctx, t, conn, "CREATE TABLE w(id INTEGER PRIMARY KEY, v BLOB)")
-	insertRange(ctx, t, c, "w", 0, 300)
-	oldSum := allEqual(t, "old state", tableSumsOnNodes(ctx, t, c))
+	insertRange(ctx, t, c, "w", 0, rows)
+	return c, leader, allEqual(t, "old state", tableSumsOnNodes(ctx, t, c))
+}
+
+// restartKilled waits for a new leader, restarts the killed node and
+// waits until every node is ready.
+func restartKilled(ctx context.Context, t *testing.T, c *cluster.Cluster, killed *cluster.Node) {
+	t.Helper()
+	if _, err := c.WaitLeader(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := killed.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRestoreInterruptedByLeaderKill(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c, leader, oldSum := killScenario(ctx, t, 300)
 
 	dir := filepath.Dir(c.Nodes()[0].Dir)
 	big := filepath.Join(dir, "big.db")
@@ -376,17 +398,8 @@ func TestRestoreInterruptedByLeaderKill(t *testing.T) {
 	if err := leader.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	a := <-done
-	t.Logf("restore through the killed leader: %+v", a)
-	if _, err := c.WaitLeader(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := leader.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
+	t.Logf("restore through the killed leader: %+v", <-done)
+	restartKilled(ctx, t, c, leader)
 	got := allEqual(t, "after the interrupted restore", tableSumsOnNodes(ctx, t, c))
 	switch got {
 	case oldSum:
@@ -404,7 +417,7 @@ func TestRestoreInterruptedByLeaderKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err = postRestore(ctx, newLeader, big)
+	a, err := postRestore(ctx, newLeader, big)
 	if err != nil || a.Code != 200 {
 		t.Fatalf("retried restore: %+v %v", a, err)
 	}
@@ -468,14 +481,9 @@ func TestRestoreBootstrap(t *testing.T) {
 // one restarted, every node has the new state (the other outcome of an
 // interrupted restore, besides TestRestoreInterruptedByLeaderKill's).
 func TestRestoreKilledAfterCommit(t *testing.T) {
-	c := startCluster(t, cluster.Options{Nodes: 3, HTTPTimeout: 30 * time.Second})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	leader, _ := leaderAndFollowers(ctx, t, c)
-	conn := connect(ctx, t, leader, "")
-	mustExec(ctx, t, conn, "CREATE TABLE w(id INTEGER PRIMARY KEY, v BLOB)")
-	insertRange(ctx, t, c, "w", 0, 100)
-	oldSum := allEqual(t, "old state", tableSumsOnNodes(ctx, t, c))
+	c, leader, oldSum := killScenario(ctx, t, 100)
 
 	big := filepath.Join(filepath.Dir(c.Nodes()[0].Dir), "commit.db")
 	makeTableFile(t, big, 5000, 12*16, 64<<10) // ~12 MiB: 12 chunks
@@ -520,17 +528,8 @@ func TestRestoreKilledAfterCommit(t *testing.T) {
 	if err := leader.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	a := <-done
-	t.Logf("the client of the killed leader got: %+v", a)
-	if _, err := c.WaitLeader(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := leader.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
+	t.Logf("the client of the killed leader got: %+v", <-done)
+	restartKilled(ctx, t, c, leader)
 	if got := allEqual(t, "after the kill", tableSumsOnNodes(ctx, t, c)); got != newSum {
 		t.Fatalf("after a kill that followed the commit: %s, want the new state %s (old %s)", got, newSum, oldSum)
 	}
