@@ -18,14 +18,14 @@ func TestTermHandler(t *testing.T) {
 	log.Info("plain")
 	log.Info("about a term", "term", 3)
 	term.Store(8)
-	log.With("component", "x").Info("later")
+	log.With("component", "x", "node", "n1").Info("later") // node again: once
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	want := []string{"term=7", "term=3", "term=8"}
 	if len(lines) != len(want) {
 		t.Fatalf("lines: %q", lines)
 	}
 	for i, l := range lines {
-		if strings.Count(l, "term=") != 1 || !strings.Contains(l, want[i]) || !strings.Contains(l, "node=n1") {
+		if strings.Count(l, "term=") != 1 || !strings.Contains(l, want[i]) || strings.Count(l, "node=n1") != 1 {
 			t.Errorf("line %d: %q, want one %s and the node", i, l, want[i])
 		}
 	}

@@ -132,7 +132,7 @@ func Start(ctx context.Context, cfg Config) (_ *Server, err error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, promote: map[string]bool{}, metrics: newMetrics(), fatalc: make(chan struct{}), snapAsk: make(chan struct{}, 1)}
-	s.log = slog.New(termHandler{inner: cfg.Logger.Handler(), term: &s.term})
+	s.log = slog.New(termHandler{inner: cfg.Logger.Handler(), term: &s.term}).With("node", cfg.ID)
 	defer func() {
 		if err != nil {
 			s.closeAll(context.Background())

@@ -34,7 +34,7 @@ func freeAddr(t *testing.T) string {
 
 func testLogger(t *testing.T, id string) *slog.Logger {
 	if os.Getenv("RAFTSQL_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", id)
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.DiscardHandler)
 }
@@ -454,7 +454,7 @@ func TestMetricsExposition(t *testing.T) {
 func TestLogLinesCarryNodeAndTerm(t *testing.T) {
 	var buf syncBuffer
 	c := startClusterWith(t, 1, func(cfg *Config) {
-		cfg.Logger = slog.New(slog.NewTextHandler(&buf, nil)).With("node", cfg.ID)
+		cfg.Logger = slog.New(slog.NewTextHandler(&buf, nil)) // the server adds node=ID
 	})
 	c.waitLeader()
 	c.stop(0)
@@ -464,8 +464,8 @@ func TestLogLinesCarryNodeAndTerm(t *testing.T) {
 	}
 	sawTerm := false
 	for _, l := range lines {
-		if !strings.Contains(l, "node=1") || !strings.Contains(l, "term=") {
-			t.Fatalf("log line without node or term: %s", l)
+		if strings.Count(l, "node=1") != 1 || strings.Count(l, "term=") != 1 {
+			t.Fatalf("log line without exactly one node and one term: %s", l)
 		}
 		if !strings.Contains(l, "term=0") {
 			sawTerm = true

@@ -86,7 +86,8 @@ func configFrom(c *cli.Context, stderr io.Writer) (server.Config, error) {
 	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
 		return server.Config{}, fmt.Errorf("--log-level: %w", err)
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})).With("node", c.String("id"))
+	// The server names the node on every line (node=ID) itself.
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	peers, err := parsePeers(c.String("peers"))
 	if err != nil {
 		return server.Config{}, fmt.Errorf("--peers: %w", err)
