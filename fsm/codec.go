@@ -115,6 +115,38 @@ func NormalizeArg(v any) (any, error) {
 // result for the command's session — check with NormalizeArg beforehand
 // to fail earlier.
 func EncodeCommand(c Command) []byte {
+	if c.Restore != nil {
+		b := make([]byte, 0, 4*binary.MaxVarintLen64+1+len(c.Restore))
+		b = appendHeader(b, restoreVersion, c)
+		b = binary.AppendUvarint(b, uint64(len(c.Restore)))
+		return append(b, c.Restore...)
+	}
+	if c.RestoreChunk != nil {
+		rc := c.RestoreChunk
+		b := make([]byte, 0, 6*binary.MaxVarintLen64+1+len(rc.Data))
+		b = appendHeader(b, chunkVersion, c)
+		b = binary.AppendUvarint(b, rc.ID)
+		b = binary.AppendUvarint(b, rc.Seq)
+		b = binary.AppendUvarint(b, uint64(len(rc.Data)))
+		return append(b, rc.Data...)
+	}
+	if c.RestoreCommit != nil {
+		rc := c.RestoreCommit
+		b := make([]byte, 0, 7*binary.MaxVarintLen64+1+len(rc.SHA256))
+		b = appendHeader(b, commitVersion, c)
+		b = binary.AppendUvarint(b, rc.ID)
+		b = binary.AppendUvarint(b, rc.Chunks)
+		b = binary.AppendUvarint(b, rc.Size)
+		return append(b, rc.SHA256[:]...)
+	}
+	if c.Node != nil {
+		n := c.Node
+		b := make([]byte, 0, 6*binary.MaxVarintLen64+1+len(n.ID)+len(n.HTTPAddr)+len(n.PGAddr))
+		b = appendHeader(b, nodeVersion, c)
+		b = appendString(b, n.ID)
+		b = appendString(b, n.HTTPAddr)
+		return appendString(b, n.PGAddr)
+	}
 	size := 1 + 5*binary.MaxVarintLen64 + 2
 	for _, t := range c.ReadTables {
 		size += len(t) + binary.MaxVarintLen64
@@ -131,63 +163,16 @@ func EncodeCommand(c Command) []byte {
 			}
 		}
 	}
-	if c.Restore != nil {
-		b := make([]byte, 0, 4*binary.MaxVarintLen64+1+len(c.Restore))
-		b = append(b, restoreVersion)
-		b = binary.AppendUvarint(b, c.SessionID)
-		b = binary.AppendUvarint(b, c.Seq)
-		b = binary.AppendVarint(b, c.UnixMicro)
-		b = binary.AppendUvarint(b, uint64(len(c.Restore)))
-		return append(b, c.Restore...)
-	}
-	if c.RestoreChunk != nil {
-		rc := c.RestoreChunk
-		b := make([]byte, 0, 6*binary.MaxVarintLen64+1+len(rc.Data))
-		b = append(b, chunkVersion)
-		b = binary.AppendUvarint(b, c.SessionID)
-		b = binary.AppendUvarint(b, c.Seq)
-		b = binary.AppendVarint(b, c.UnixMicro)
-		b = binary.AppendUvarint(b, rc.ID)
-		b = binary.AppendUvarint(b, rc.Seq)
-		b = binary.AppendUvarint(b, uint64(len(rc.Data)))
-		return append(b, rc.Data...)
-	}
-	if c.RestoreCommit != nil {
-		rc := c.RestoreCommit
-		b := make([]byte, 0, 7*binary.MaxVarintLen64+1+len(rc.SHA256))
-		b = append(b, commitVersion)
-		b = binary.AppendUvarint(b, c.SessionID)
-		b = binary.AppendUvarint(b, c.Seq)
-		b = binary.AppendVarint(b, c.UnixMicro)
-		b = binary.AppendUvarint(b, rc.ID)
-		b = binary.AppendUvarint(b, rc.Chunks)
-		b = binary.AppendUvarint(b, rc.Size)
-		return append(b, rc.SHA256[:]...)
-	}
-	if c.Node != nil {
-		n := c.Node
-		b := make([]byte, 0, 6*binary.MaxVarintLen64+1+len(n.ID)+len(n.HTTPAddr)+len(n.PGAddr))
-		b = append(b, nodeVersion)
-		b = binary.AppendUvarint(b, c.SessionID)
-		b = binary.AppendUvarint(b, c.Seq)
-		b = binary.AppendVarint(b, c.UnixMicro)
-		b = appendString(b, n.ID)
-		b = appendString(b, n.HTTPAddr)
-		return appendString(b, n.PGAddr)
-	}
 	b := make([]byte, 0, size)
 	tables := c.ReadVersion != 0 && len(c.ReadTables) > 0
+	version := byte(commandVersion)
 	switch {
 	case tables:
-		b = append(b, readTablesFmt)
+		version = readTablesFmt
 	case c.ReadVersion != 0:
-		b = append(b, readVersionFmt)
-	default:
-		b = append(b, commandVersion)
+		version = readVersionFmt
 	}
-	b = binary.AppendUvarint(b, c.SessionID)
-	b = binary.AppendUvarint(b, c.Seq)
-	b = binary.AppendVarint(b, c.UnixMicro)
+	b = appendHeader(b, version, c)
 	if c.ReadVersion != 0 {
 		b = binary.AppendUvarint(b, c.ReadVersion)
 	}
@@ -206,6 +191,15 @@ func EncodeCommand(c Command) []byte {
 		}
 	}
 	return b
+}
+
+// appendHeader appends the header every format starts with: the version
+// byte, SessionID, Seq and UnixMicro.
+func appendHeader(b []byte, version byte, c Command) []byte {
+	b = append(b, version)
+	b = binary.AppendUvarint(b, c.SessionID)
+	b = binary.AppendUvarint(b, c.Seq)
+	return binary.AppendVarint(b, c.UnixMicro)
 }
 
 func appendString(b []byte, s string) []byte {
