@@ -18,11 +18,10 @@ import (
 	"github.com/raftsql/raftsql/test/faultproxy"
 )
 
-// startFake starts a cluster of fakenode processes.
-func startFake(t *testing.T, nodes int) *Cluster {
+// buildFakenode builds the fakenode binary into a temporary directory
+// and returns its path.
+func buildFakenode(ctx context.Context, t *testing.T) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	root, err := ModuleRoot(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -33,6 +32,15 @@ func startFake(t *testing.T, nodes int) *Cluster {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build fakenode: %v\n%s", err, out)
 	}
+	return bin
+}
+
+// startFake starts a cluster of fakenode processes.
+func startFake(t *testing.T, nodes int) *Cluster {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	bin := buildFakenode(ctx, t)
 	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	c, err := Start(ctx, Options{Binary: bin, Nodes: nodes, Dir: t.TempDir(), Logger: log})
 	if err != nil {
@@ -216,17 +224,7 @@ func TestLeaderNeedsMajority(t *testing.T) {
 func TestStartMovesANodeWhosePortWasTaken(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	root, err := ModuleRoot(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(t.TempDir(), "fakenode")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./test/cluster/internal/fakenode")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build fakenode: %v\n%s", err, out)
-	}
-	c, err := New(Options{Binary: bin, Nodes: 3, Dir: t.TempDir()})
+	c, err := New(Options{Binary: buildFakenode(ctx, t), Nodes: 3, Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
