@@ -422,34 +422,36 @@ func selectList(norm string) []string {
 		return nil
 	}
 	start := len(lower) - len(rest) + len("select ")
-	depth := 0
-	var quote byte
 	end := len(norm)
-	for i := start; i < len(lower); i++ {
-		ch := lower[i]
-		switch {
-		case quote != 0:
-			if ch == quote {
-				quote = 0
-			}
-		case ch == '\'' || ch == '"':
-			quote = ch
-		case ch == '(':
-			depth++
-		case ch == ')':
-			depth--
-		case depth == 0 && strings.HasPrefix(lower[i:], " from "):
-			end = i
-			i = len(lower)
+	eachTopLevel(lower[start:], func(i int) bool {
+		if strings.HasPrefix(lower[start+i:], " from ") {
+			end = start + i
+			return false
 		}
-	}
+		return true
+	})
 	return splitTopLevel(norm[start:end])
 }
 
 // splitTopLevel splits s on commas outside parentheses and quotes.
 func splitTopLevel(s string) []string {
 	var parts []string
-	depth, start := 0, 0
+	start := 0
+	eachTopLevel(s, func(i int) bool {
+		if s[i] == ',' {
+			parts = append(parts, s[start:i])
+			start = i + 1
+		}
+		return true
+	})
+	return append(parts, s[start:])
+}
+
+// eachTopLevel calls at with the index of every byte of s that is outside
+// quotes and parentheses (and is not itself a quote or parenthesis), until
+// at returns false.
+func eachTopLevel(s string, at func(i int) bool) {
+	depth := 0
 	var quote byte
 	for i := 0; i < len(s); i++ {
 		ch := s[i]
@@ -464,12 +466,12 @@ func splitTopLevel(s string) []string {
 			depth++
 		case ch == ')':
 			depth--
-		case ch == ',' && depth == 0:
-			parts = append(parts, s[start:i])
-			start = i + 1
+		case depth == 0:
+			if !at(i) {
+				return
+			}
 		}
 	}
-	return append(parts, s[start:])
 }
 
 func (c *conn) catDatabases() *resultSet {
