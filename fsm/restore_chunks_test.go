@@ -44,12 +44,7 @@ func TestChunkedRestore(t *testing.T) {
 	mustApply(t, src, es[:60]...)
 	file := snapshotBytes(t, src)
 
-	var log []consensus.Entry
-	log = append(log, confEntry(1, consensus.ConfAddVoter, "n1", "a:1"), confEntry(2, consensus.ConfAddVoter, "n2", "a:2"))
-	for _, e := range es[:80] {
-		e.Index += 2
-		log = append(log, e)
-	}
+	log := clusterLog(es[:80])
 	// Chunks interleaved with writes, then the commit, then a write.
 	chunks, commit := chunkCmds(0xabc, 77, 1, file, 4096)
 	if len(chunks) < 5 {
@@ -187,17 +182,8 @@ func TestChunkedRestoreRefused(t *testing.T) {
 				next++
 			}
 			rs := applyOne(t, f, next, commit)
-			if len(rs) != 1 || rs[0].Err == nil || rs[0].Err.Code != CodeBadRestore {
-				t.Fatalf("result %+v, want CodeBadRestore", rs)
-			}
-			t.Logf("refused: %s", rs[0].Err.Message)
-			if f.AppliedIndex() != next {
-				t.Fatalf("AppliedIndex = %d, want %d", f.AppliedIndex(), next)
-			}
+			assertRefused(t, f, rs, next, before)
 			next++
-			if userDump(t, f) != before {
-				t.Fatal("a refused restore changed the data")
-			}
 			if n := stagedChunks(t, f); n != -1 {
 				t.Fatalf("staging left after a refused commit: %d", n)
 			}
@@ -350,27 +336,10 @@ func TestCheckRestoreFile(t *testing.T) {
 	if err := CheckRestoreFile(path); err != nil {
 		t.Fatalf("a snapshot refused: %v", err)
 	}
-	c, err := openConn(filepath.Join(dir, "trig.db"), 6, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.exec("CREATE TABLE x(a); CREATE TRIGGER tr AFTER INSERT ON x BEGIN SELECT RAISE(ROLLBACK, 'no'); END;"); err != nil {
-		t.Fatal(err)
-	}
-	c.close()
-	err = CheckRestoreFile(filepath.Join(dir, "trig.db"))
-	var se *SQLError
-	if !asSQLError(err, &se) || se.Code != CodeBadRestore {
+	err := CheckRestoreFile(rollbackTriggerDB(t, dir))
+	if se, ok := err.(*SQLError); !ok || se.Code != CodeBadRestore {
 		t.Fatalf("trigger with RAISE(ROLLBACK): %v", err)
 	}
-}
-
-func asSQLError(err error, se **SQLError) bool {
-	s, ok := err.(*SQLError)
-	if ok {
-		*se = s
-	}
-	return ok
 }
 
 func TestRestoreCommandCodec(t *testing.T) {

@@ -38,6 +38,49 @@ func snapshotBytes(t *testing.T, f *FSM) []byte {
 	return buf.Bytes()
 }
 
+// rollbackTriggerDB writes dir/trigger.db, a database with a trigger that
+// raises ROLLBACK (which a restore must refuse), and returns its path.
+func rollbackTriggerDB(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "trigger.db")
+	c, err := openConn(path, 6, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.exec("CREATE TABLE x(a); CREATE TRIGGER tr AFTER INSERT ON x BEGIN SELECT RAISE(ROLLBACK, 'no'); END;"); err != nil {
+		t.Fatal(err)
+	}
+	c.close()
+	return path
+}
+
+// clusterLog is the log of a cluster being restored: its own two-voter
+// configuration at indexes 1-2, then es shifted to follow it.
+func clusterLog(es []consensus.Entry) []consensus.Entry {
+	log := []consensus.Entry{confEntry(1, consensus.ConfAddVoter, "n1", "a:1"), confEntry(2, consensus.ConfAddVoter, "n2", "a:2")}
+	for _, e := range es {
+		e.Index += 2
+		log = append(log, e)
+	}
+	return log
+}
+
+// assertRefused checks that rs, the result of the entry at idx, is a
+// CodeBadRestore refusal that left f's data as before (a userDump).
+func assertRefused(t *testing.T, f *FSM, rs []Result, idx uint64, before string) {
+	t.Helper()
+	if len(rs) != 1 || rs[0].Err == nil || rs[0].Err.Code != CodeBadRestore {
+		t.Fatalf("result %+v, want CodeBadRestore", rs)
+	}
+	t.Logf("refused: %s", rs[0].Err.Message)
+	if f.AppliedIndex() != idx {
+		t.Fatalf("AppliedIndex = %d, want %d", f.AppliedIndex(), idx)
+	}
+	if userDump(t, f) != before {
+		t.Fatal("a refused restore changed the data")
+	}
+}
+
 // TestRestoreEntry: a restore command in the log replaces the data at its
 // index on every node, keeps the cluster's configuration and sessions, is
 // exactly-once, and leaves replicas identical however entries are batched.
@@ -50,12 +93,7 @@ func TestRestoreEntry(t *testing.T) {
 
 	// The log of the cluster being restored: its own configuration, some
 	// writes, the restore in the middle of a batch, more writes.
-	var log []consensus.Entry
-	log = append(log, confEntry(1, consensus.ConfAddVoter, "n1", "a:1"), confEntry(2, consensus.ConfAddVoter, "n2", "a:2"))
-	for _, e := range es[:80] {
-		e.Index += 2
-		log = append(log, e)
-	}
+	log := clusterLog(es[:80])
 	restoreCmd := Command{SessionID: 77, Seq: 1, UnixMicro: t0 + 100, Restore: backup}
 	log = append(log, ent(83, restoreCmd))
 	log = append(log, ent(84, cmd(5, 1, st("INSERT INTO kv VALUES ('after', NULL, 1, 1)"))))
@@ -106,17 +144,10 @@ func TestRestoreEntry(t *testing.T) {
 }
 
 func TestRestoreEntryRefused(t *testing.T) {
-	dir := t.TempDir()
-	plain := filepath.Join(dir, "trigger.db")
-	c, err := openConn(plain, 6, nil)
+	withTrigger, err := os.ReadFile(rollbackTriggerDB(t, t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.exec("CREATE TABLE x(a); CREATE TRIGGER tr AFTER INSERT ON x BEGIN SELECT RAISE(ROLLBACK, 'no'); END;"); err != nil {
-		t.Fatal(err)
-	}
-	c.close()
-	withTrigger, _ := os.ReadFile(plain)
 
 	f := openT(t, t.TempDir())
 	mustApply(t, f, workload(20)...)
@@ -134,15 +165,7 @@ func TestRestoreEntryRefused(t *testing.T) {
 			before := userDump(t, f)
 			idx := uint64(21 + i)
 			rs := applyOne(t, f, idx, Command{SessionID: 9, Seq: uint64(i + 1), Restore: tc.file})
-			if len(rs) != 1 || rs[0].Err == nil || rs[0].Err.Code != CodeBadRestore {
-				t.Fatalf("result %+v, want CodeBadRestore", rs)
-			}
-			if f.AppliedIndex() != idx {
-				t.Fatalf("AppliedIndex = %d, want %d", f.AppliedIndex(), idx)
-			}
-			if userDump(t, f) != before {
-				t.Fatal("a refused restore changed the data")
-			}
+			assertRefused(t, f, rs, idx, before)
 		})
 	}
 }
