@@ -35,6 +35,19 @@ func authUsersServer(t *testing.T, mod func(*pgwire.Config)) *testServer {
 	})
 }
 
+// authUsersTLSServer is authUsersServer with TLS, its certificate issued
+// by the returned CA for "server".
+func authUsersTLSServer(t *testing.T) (*testServer, *authtest.CA) {
+	t.Helper()
+	ca := authtest.NewCA(t, "test ca")
+	cert, key := ca.Issue(t, "server", authtest.CertOptions{})
+	tlsCfg, err := auth.ServerTLS(cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return authUsersServer(t, func(c *pgwire.Config) { c.TLSConfig = tlsCfg }), ca
+}
+
 func TestAuthUsersPgx(t *testing.T) {
 	s := authUsersServer(t, nil)
 	ctx := ctxT(t)
@@ -61,13 +74,7 @@ func TestAuthUsersPgx(t *testing.T) {
 }
 
 func TestAuthUsersOverTLS(t *testing.T) {
-	ca := authtest.NewCA(t, "test ca")
-	cert, key := ca.Issue(t, "server", authtest.CertOptions{})
-	tlsCfg, err := auth.ServerTLS(cert, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := authUsersServer(t, func(c *pgwire.Config) { c.TLSConfig = tlsCfg })
+	s, ca := authUsersTLSServer(t)
 	ctx := ctxT(t)
 	host, port, _ := net.SplitHostPort(s.addr)
 	for _, mode := range []string{"require", "verify-full sslrootcert=" + ca.CertFile} {
@@ -82,7 +89,7 @@ func TestAuthUsersOverTLS(t *testing.T) {
 		}
 		c.Close(ctx)
 	}
-	_, err = pgx.Connect(ctx, "host="+host+" port="+port+" dbname=testdb user=tester password=wrong sslmode=require")
+	_, err := pgx.Connect(ctx, "host="+host+" port="+port+" dbname=testdb user=tester password=wrong sslmode=require")
 	if pgCode(err) != "28P01" {
 		t.Errorf("wrong password over TLS: %v", err)
 	}
@@ -92,13 +99,7 @@ func TestAuthUsersPsql(t *testing.T) {
 	if _, err := exec.LookPath("psql"); err != nil {
 		t.Skip("psql not installed")
 	}
-	ca := authtest.NewCA(t, "test ca")
-	cert, key := ca.Issue(t, "server", authtest.CertOptions{})
-	tlsCfg, err := auth.ServerTLS(cert, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := authUsersServer(t, func(c *pgwire.Config) { c.TLSConfig = tlsCfg })
+	s, ca := authUsersTLSServer(t)
 	host, port, _ := net.SplitHostPort(s.addr)
 	psql := func(password, sslmode string) (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
