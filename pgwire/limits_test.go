@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/raftsql/raftsql/fsm"
@@ -224,15 +223,7 @@ func TestTimeoutSettings(t *testing.T) {
 	})
 	c := connect(t, s, "")
 	ctx := ctxT(t)
-	show := func(name string) string {
-		t.Helper()
-		var v string
-		// Simple protocol: DISCARD ALL below drops pgx's cached statements.
-		if err := c.QueryRow(ctx, "SHOW "+name, pgx.QueryExecModeSimpleProtocol).Scan(&v); err != nil {
-			t.Fatalf("SHOW %s: %v", name, err)
-		}
-		return v
-	}
+	show := shower(t, c)
 	if got := show("statement_timeout"); got != "2min" {
 		t.Errorf("statement_timeout default %q, want 2min", got)
 	}

@@ -322,14 +322,7 @@ func TestSetShowBuiltins(t *testing.T) {
 	s := startServer(t, nil)
 	c := connect(t, s, "options=-c%20raftsql.read_consistency%3Dstale")
 	ctx := ctxT(t)
-	show := func(name string) string {
-		t.Helper()
-		var v string
-		if err := c.QueryRow(ctx, "SHOW "+name, pgx.QueryExecModeSimpleProtocol).Scan(&v); err != nil {
-			t.Fatalf("SHOW %s: %v", name, err)
-		}
-		return v
-	}
+	show := shower(t, c)
 	if v := show("raftsql.read_consistency"); v != "stale" {
 		t.Fatalf("startup option: %q", v)
 	}

@@ -58,6 +58,21 @@ func connect(t testing.TB, s *testServer, extra string) *pgx.Conn {
 	return c
 }
 
+// shower returns a function that answers SHOW name on c, failing the test
+// on an error. It uses the simple protocol, so that it still works after a
+// DISCARD ALL dropped pgx's cached statements.
+func shower(t testing.TB, c *pgx.Conn) func(name string) string {
+	ctx := ctxT(t)
+	return func(name string) string {
+		t.Helper()
+		var v string
+		if err := c.QueryRow(ctx, "SHOW "+name, pgx.QueryExecModeSimpleProtocol).Scan(&v); err != nil {
+			t.Fatalf("SHOW %s: %v", name, err)
+		}
+		return v
+	}
+}
+
 func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
