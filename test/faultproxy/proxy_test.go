@@ -354,3 +354,30 @@ func TestProcIdentifyFindsOwnProcess(t *testing.T) {
 		t.Fatalf("ProcIdentify named %q for a socket no listed process owns", got)
 	}
 }
+
+// TestNonFramesPassUntouched: bytes that begin like a Raft preface but
+// are not one the transport accepts, and bytes after a good preface that
+// are not a frame, reach the other side exactly as sent (the proxy falls
+// back to raw bytes and forwards what its frame reader had consumed).
+func TestNonFramesPassUntouched(t *testing.T) {
+	preface := []byte("RSQL-RFT\x01\x01a\x01b") // version 1, from a, to b
+	cases := map[string][]byte{
+		"refused preface":        []byte("RSQL-RFT\x09\x01a\x01b and then anything"),
+		"no frame after preface": append(append([]byte(nil), preface...), "\xff\xff\xff\xff\xff\xff\xff\xff not a frame"...),
+	}
+	for name, msg := range cases {
+		t.Run(name, func(t *testing.T) {
+			n, _ := newNet(t)
+			b := newEcho(t)
+			addr, _ := n.Listen("b", b.ln.Addr().String())
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if err := roundTrip(c, msg); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
