@@ -169,6 +169,16 @@ func maxOf(vs []uint64) uint64 {
 	return m
 }
 
+// newTable creates table (id INTEGER PRIMARY KEY, v TEXT NOT NULL) through
+// the leader and fills it with rows id in [0, rows) by insertRange.
+func newTable(ctx context.Context, t *testing.T, c *cluster.Cluster, leader *cluster.Node, table string, rows int) {
+	t.Helper()
+	conn := connect(ctx, t, leader, "")
+	mustExec(ctx, t, conn, "CREATE TABLE "+table+" (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
+	conn.Close(ctx)
+	insertRange(ctx, t, c, table, 0, rows)
+}
+
 // insertRange inserts rows id in [from, to) into table (id INTEGER PRIMARY
 // KEY, v TEXT) with a few concurrent connections to the current leader.
 // An attempt that fails (a leader change, a killed node) is retried on a
@@ -367,10 +377,7 @@ func TestSnapshotJoinPromoteRemoveTransfer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 170*time.Second)
 	defer cancel()
 	leader, _ := leaderAndFollowers(ctx, t, c)
-	conn := connect(ctx, t, leader, "")
-	mustExec(ctx, t, conn, "CREATE TABLE snapjoin (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
-	conn.Close(ctx)
-	insertRange(ctx, t, c, "snapjoin", 0, 300)
+	newTable(ctx, t, c, leader, "snapjoin", 300)
 	total := 300
 
 	// The leader has compacted its log: index 1, which a new node needs,
@@ -796,10 +803,7 @@ func TestWipedNodeRejoins(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
 	leader, followers := leaderAndFollowers(ctx, t, c)
-	conn := connect(ctx, t, leader, "")
-	mustExec(ctx, t, conn, "CREATE TABLE wiped (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
-	conn.Close(ctx)
-	insertRange(ctx, t, c, "wiped", 0, 150)
+	newTable(ctx, t, c, leader, "wiped", 150)
 	total := 150
 
 	f := followers[0]
@@ -1142,10 +1146,7 @@ func TestSnapshotLaggingFollower(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
 	leader, followers := leaderAndFollowers(ctx, t, c)
-	conn := connect(ctx, t, leader, "")
-	mustExec(ctx, t, conn, "CREATE TABLE lagging (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
-	conn.Close(ctx)
-	insertRange(ctx, t, c, "lagging", 0, 60)
+	newTable(ctx, t, c, leader, "lagging", 60)
 	total := 60
 	if err := c.WaitConverged(ctx); err != nil {
 		t.Fatal(err)
@@ -1227,10 +1228,7 @@ func TestMembershipRemoveLeader(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	leader, _ := leaderAndFollowers(ctx, t, c)
-	conn := connect(ctx, t, leader, "")
-	mustExec(ctx, t, conn, "CREATE TABLE rmleader (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
-	conn.Close(ctx)
-	insertRange(ctx, t, c, "rmleader", 0, 20)
+	newTable(ctx, t, c, leader, "rmleader", 20)
 	start := time.Now()
 	ans, err := callAPI(ctx, leader, http.MethodPost, "/remove", jsonBody(map[string]string{"id": leader.ID}))
 	if err != nil {
