@@ -142,17 +142,23 @@ type item struct {
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
-	be := pgproto3.NewBackend(nc, nc)
-	be.SetMaxBodyLen(s.cfg.MaxMessageSize)
 	return &conn{
 		srv:      s,
 		nc:       nc,
-		be:       be,
+		be:       s.newBackend(nc),
 		log:      s.log.With("remote", nc.RemoteAddr().String()),
 		settings: s.defaultSettings(),
 		stmts:    make(map[string]*prepared),
 		portals:  make(map[string]*portal),
 	}
+}
+
+// newBackend is the wire codec of a client connection (plain, or TLS
+// after SSLRequest), its messages bounded by Config.MaxMessageSize.
+func (s *Server) newBackend(nc net.Conn) *pgproto3.Backend {
+	be := pgproto3.NewBackend(nc, nc)
+	be.SetMaxBodyLen(s.cfg.MaxMessageSize)
+	return be
 }
 
 func (c *conn) close() {
@@ -300,8 +306,7 @@ func (c *conn) startup(ctx context.Context) bool {
 				return false
 			}
 			c.nc = tc
-			c.be = pgproto3.NewBackend(tc, tc)
-			c.be.SetMaxBodyLen(c.srv.cfg.MaxMessageSize)
+			c.be = c.srv.newBackend(tc)
 		case *pgproto3.GSSEncRequest:
 			if _, err := c.nc.Write([]byte{'N'}); err != nil {
 				return false

@@ -10,8 +10,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/raftsql/raftsql/auth"
+	"github.com/raftsql/raftsql/auth/authtest"
 	"github.com/raftsql/raftsql/fsm"
 	"github.com/raftsql/raftsql/pgwire"
 )
@@ -325,5 +329,40 @@ func TestStatementTimeoutDefault(t *testing.T) {
 	close(release)
 	if err := <-done; err != nil {
 		t.Fatalf("statement_timeout = 0: %v", err)
+	}
+}
+
+// TestMessageTooLarge: a message over Config.MaxMessageSize ends the
+// session with FATAL 08P01 naming the size and the limit, in plain text
+// and over TLS (where the codec is made again after the handshake), and
+// the server goes on serving.
+func TestMessageTooLarge(t *testing.T) {
+	ca := authtest.NewCA(t, "test ca")
+	cert, key := ca.Issue(t, "server", authtest.CertOptions{})
+	tlsCfg, err := auth.ServerTLS(cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, func(c *pgwire.Config) {
+		c.MaxMessageSize = 1024
+		c.TLSConfig = tlsCfg
+	})
+	ctx := ctxT(t)
+	for _, mode := range []string{"disable", "require"} {
+		c, err := pgx.Connect(ctx, strings.Replace(s.url(""), "sslmode=disable", "sslmode="+mode, 1))
+		if err != nil {
+			t.Fatalf("sslmode=%s: %v", mode, err)
+		}
+		_, err = c.Exec(ctx, "select '"+strings.Repeat("x", 2000)+"'", pgx.QueryExecModeSimpleProtocol)
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "08P01" || pe.Severity != "FATAL" || !strings.Contains(pe.Message, "exceeds the limit of 1024 bytes") {
+			t.Errorf("sslmode=%s: err %v, want FATAL 08P01 naming the limit", mode, err)
+		}
+		c.Close(ctx)
+	}
+	c := connect(t, s, "")
+	var n int
+	if err := c.QueryRow(ctx, "select 1").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("after the refusals: %d %v", n, err)
 	}
 }
