@@ -90,10 +90,13 @@ func restoreStatus(err error) int {
 	switch {
 	case errors.Is(err, errRestoreBusy):
 		return http.StatusConflict
+	case errors.Is(err, errNoSpace):
+		// Before ErrTooLarge: upload's body limit is the free disk space,
+		// so a body over it wraps both and is a 507, as when its
+		// Content-Length already says so.
+		return http.StatusInsufficientStorage
 	case errors.Is(err, backup.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, errNoSpace):
-		return http.StatusInsufficientStorage
 	case errors.Is(err, errRestoreRefused), errors.Is(err, backup.ErrNotSQLite),
 		errors.Is(err, backup.ErrCorrupt), errors.Is(err, backup.ErrEmpty):
 		return http.StatusBadRequest

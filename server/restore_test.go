@@ -350,3 +350,60 @@ func TestRestoreMarkerRetried(t *testing.T) {
 		t.Fatalf("the applied restore ran again: %d %v", n, err)
 	}
 }
+
+// TestRestoreStatus: each restore error gets its HTTP status, including
+// the shapes upload builds (a body over the disk-derived limit is 507
+// whether Content-Length said so or the stream ran over), and a second
+// restore on a busy node is refused.
+func TestRestoreStatus(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want int
+	}{
+		{fmt.Errorf("%w: the file has 9 bytes", errNoSpace), 507},
+		{fmt.Errorf("%w: %w (3× free)", errNoSpace, backup.ErrTooLarge), 507},
+		{backup.ErrTooLarge, 413},
+		{errRestoreBusy, 409},
+		{fmt.Errorf("%w: %w", errRestoreRefused, backup.ErrCorrupt), 400},
+		{fmt.Errorf("reading the body: %w", backup.ErrEmpty), 400},
+		{backup.ErrNotSQLite, 400},
+		{fmt.Errorf("proposing the commit: %w", context.DeadlineExceeded), 503},
+	} {
+		if got := restoreStatus(tc.err); got != tc.want {
+			t.Errorf("restoreStatus(%v) = %d, want %d", tc.err, got, tc.want)
+		}
+	}
+	rs := newRestorer(nil)
+	if err := rs.acquire(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rs.acquire(); !errors.Is(err, errRestoreBusy) {
+		t.Fatalf("second acquire: %v, want errRestoreBusy", err)
+	}
+	rs.release()
+	if err := rs.acquire(); err != nil {
+		t.Fatalf("acquire after release: %v", err)
+	}
+}
+
+// TestRestoreMarker: the --restore marker round-trips, and a damaged one
+// is an error that says so instead of a restore of the wrong file.
+func TestRestoreMarker(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, restorePendingFile)
+	if err := writeRestoreMarker(path, 0xabc, "x.db"); err != nil {
+		t.Fatal(err)
+	}
+	id, src, err := readRestoreMarker(path)
+	if abs, _ := filepath.Abs("x.db"); err != nil || id != 0xabc || src != abs {
+		t.Fatalf("read back %x %q %v, want abc %q", id, src, err, abs)
+	}
+	for _, bad := range []string{"", "abc\n", "zz\n/x.db\n", "0\n/x.db\n"} {
+		if err := os.WriteFile(path, []byte(bad), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := readRestoreMarker(path); err == nil || !strings.Contains(err.Error(), "damaged") {
+			t.Errorf("marker %q: %v, want damaged", bad, err)
+		}
+	}
+}
