@@ -86,23 +86,30 @@ func TestFlagsAndEnv(t *testing.T) {
 	}
 }
 
+// TestBadFlagCombinations: each bad combination is refused for its own
+// reason (the error names it), not by an unrelated check.
 func TestBadFlagCombinations(t *testing.T) {
-	for _, args := range [][]string{
-		{"--join", "127.0.0.1:8080", "--peers", "1=a:1"},
-		{"--learner"},
-		{"--peers", "2=a:1,3=b:2"}, // must include --id (1)
-		{"--election-timeout", "100ms", "--heartbeat-interval", "100ms"},
-		{"--pg-addr", "nonsense"},
-		{"--log-level", "loud"},
-		{"--tls-cert", "c.pem"},
-		{"--id", "node 1"},                           // ids are what /join accepts: no white space
-		{"--id", "n1", "--peers", "n1=a:1,n\t2=b:2"}, // nor control characters
-		{"--statement-timeout", "-1s"},
-		{"--join-password", "secret", "--join", "127.0.0.1:8080"},
-		{"--restore", "x.db", "--join", "127.0.0.1:8080"},
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--join", "127.0.0.1:8080", "--peers", "1=a:1"}, "exclude each other"},
+		{[]string{"--learner"}, "--learner needs --join"},
+		{[]string{"--peers", "2=a:1,3=b:2"}, "must include this node's --id"}, // must include --id (1)
+		{[]string{"--election-timeout", "100ms", "--heartbeat-interval", "100ms"}, "--election-timeout"},
+		{[]string{"--pg-addr", "nonsense"}, "--pg-addr"},
+		{[]string{"--log-level", "loud"}, "--log-level"},
+		{[]string{"--tls-cert", "c.pem"}, "--tls-key"},
+		{[]string{"--id", "node 1"}, "white space"},                                 // ids are what /join accepts: no white space
+		{[]string{"--id", "n1", "--peers", "n1=a:1,n\t2=b:2"}, "control character"}, // nor control characters
+		{[]string{"--statement-timeout", "-1s"}, "negative"},
+		{[]string{"--join-password", "secret", "--join", "127.0.0.1:8080"}, "--join-user"},
+		{[]string{"--restore", "x.db", "--join", "127.0.0.1:8080"}, "--restore"},
 	} {
-		if _, err := parse(t, args...); err == nil {
-			t.Errorf("%v: no error", args)
+		if _, err := parse(t, tc.args...); err == nil {
+			t.Errorf("%v: no error", tc.args)
+		} else if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %q, want one mentioning %q", tc.args, err, tc.want)
 		}
 	}
 }
