@@ -87,10 +87,10 @@ func TestClockSkew(t *testing.T) {
 		dur = 30 * time.Second
 	}
 	sd := seed(t)
-	opts := cluster.Options{Nodes: len(rates), Seed: sd}
+	opts := cluster.Options{Nodes: len(rates), Seed: sd, ElectionTimeout: 1500 * time.Millisecond, HeartbeatInterval: 200 * time.Millisecond}
 	c := startCluster(t, opts)
-	// The cluster's timings (the harness defaults) decide the bound.
-	safe := leaseSafeRate(1500*time.Millisecond, 200*time.Millisecond)
+	// The cluster's timings decide the bound.
+	safe := leaseSafeRate(opts.ElectionTimeout, opts.HeartbeatInterval)
 	t.Logf("TestClockSkew: seed %d, duration %v, lease clock rates %v; lease reads are guaranteed for a leader clock rate ≥ %.3f", sd, dur, rates, safe)
 
 	ctx, cancel := context.WithTimeout(context.Background(), dur+5*time.Minute)
