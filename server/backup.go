@@ -5,10 +5,10 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"time"
 
+	"github.com/raftsql/raftsql/backup"
 	"github.com/raftsql/raftsql/pgwire"
 )
 
@@ -32,7 +32,7 @@ func (a *httpAPI) backup(w http.ResponseWriter, r *http.Request) {
 	}
 	// Copy to a file first: an error is then still a clean HTTP error, and
 	// the response can carry its length.
-	dir := filepath.Join(a.s.cfg.DataDir, "tmp")
+	dir := backup.TempDir(a.s.cfg.DataDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		writeError(w, http.StatusInternalServerError, fmt.Errorf("backup: %w", err))
 		return
@@ -44,7 +44,7 @@ func (a *httpAPI) backup(w http.ResponseWriter, r *http.Request) {
 	}
 	path := f.Name()
 	f.Close()
-	defer os.Remove(path)
+	defer backup.Remove(path)
 	index, err := a.s.fsm.SnapshotFile(r.Context(), path)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, fmt.Errorf("backup: %w", err))
