@@ -23,7 +23,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/raftsql/raftsql/pgwire"
 	"github.com/raftsql/raftsql/pgwire/pgwiretest"
@@ -48,6 +47,8 @@ func run(ctx context.Context, addr string, log *slog.Logger, ready func(net.Addr
 		return err
 	}
 	defer eng.Close()
+	// No record of calls: a long benchmark would grow it without bound.
+	eng.NoRecord = true
 	srv, err := pgwire.NewServer(pgwire.Config{Engine: eng, Logger: log})
 	if err != nil {
 		return err
@@ -60,20 +61,6 @@ func run(ctx context.Context, addr string, log *slog.Logger, ready func(net.Addr
 	if ready != nil {
 		ready(ln.Addr())
 	}
-	// The test engine records every call; drop the record so a long
-	// benchmark does not grow memory without bound.
-	go func() {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				eng.Calls()
-			}
-		}
-	}()
 	if err := srv.Serve(ctx, ln); err != nil && !errors.Is(err, pgwire.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}

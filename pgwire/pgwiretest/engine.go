@@ -5,8 +5,8 @@
 // Write runs its statements in one SQLite transaction (all or nothing),
 // Read runs in a transaction that is always rolled back and refuses any
 // statement that is not a read, so a test fails if the front end sends a
-// write down the read path. Every call is recorded (Calls) so tests can
-// check how statements were grouped.
+// write down the read path. Every call is recorded (Calls, unless
+// NoRecord) so tests can check how statements were grouped.
 package pgwiretest
 
 import (
@@ -52,6 +52,10 @@ type Engine struct {
 	// Hook, when set, runs before every Read/Write with its statements;
 	// an error fails the call. Tests use it to block until ctx ends.
 	Hook func(ctx context.Context, write bool, stmts []fsm.Statement) error
+	// NoRecord turns the record of calls off (set it before clients
+	// connect), for a long-running server such as cmd/pgsqlite whose
+	// record would grow without bound; Calls then returns nothing.
+	NoRecord bool
 
 	callsMu sync.Mutex
 	calls   []Call
@@ -92,6 +96,9 @@ func (e *Engine) Calls() []Call {
 }
 
 func (e *Engine) record(write bool, stmts []fsm.Statement) {
+	if e.NoRecord {
+		return
+	}
 	e.callsMu.Lock()
 	defer e.callsMu.Unlock()
 	e.calls = append(e.calls, Call{Write: write, Stmts: append([]fsm.Statement(nil), stmts...)})
