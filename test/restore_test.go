@@ -282,11 +282,16 @@ func TestRestoreBackupRestartGarbage(t *testing.T) {
 		t.Fatal(err)
 	}
 	corrupt := filepath.Join(dir, "corrupt.db")
-	b, _ := os.ReadFile(file)
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := len(b) / 2; i < len(b)/2+8192 && i < len(b); i++ {
 		b[i] ^= 0x77
 	}
-	os.WriteFile(corrupt, b, 0o644)
+	if err := os.WriteFile(corrupt, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, bad := range []string{garbage, corrupt} {
 		a, err := postRestore(ctx, followers[1], bad)
 		if err != nil {
