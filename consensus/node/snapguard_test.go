@@ -3,6 +3,9 @@ package node
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -175,4 +178,54 @@ func TestSnapshotGuardBounds(t *testing.T) {
 		r.c.net.Heal()
 		r.c.waitValues(r.written)
 	})
+}
+
+// The guard's other bounds, on the loop's bookkeeping alone: a transfer
+// never reported ends after guardTransferFactor × SnapshotGuardTimeout, and
+// every guard ends when the follower leaves the configuration or this node
+// stops leading; a guard within its bounds is kept.
+func TestSnapshotGuardEnds(t *testing.T) {
+	start := time.Unix(1000, 0)
+	now := start
+	newNode := func() *Node {
+		return &Node{
+			id: "n1", log: slog.New(slog.DiscardHandler), clock: func() time.Time { return now },
+			cfg:    Config{SnapshotGuardTimeout: time.Second, SnapshotGuardBytes: 1 << 20},
+			guards: map[string]*snapGuard{},
+		}
+	}
+	leader := consensus.Status{Role: consensus.RoleLeader, Match: map[string]uint64{"n2": 3, "n3": 3},
+		Conf: consensus.ConfState{Members: []consensus.Member{{ID: "n1", Voter: true}, {ID: "n2", Voter: true}, {ID: "n3", Voter: true}}}}
+	guard := func() *snapGuard { return &snapGuard{index: 10, sent: start, progress: start} }
+	held := func(n *Node) []string { return slices.Sorted(maps.Keys(n.guards)) }
+
+	n := newNode()
+	n.guards["n2"], n.guards["n3"] = guard(), guard()
+	n.guards["n3"].acked, n.guards["n3"].match = true, 3
+	now = start.Add(guardTransferFactor*time.Second - time.Millisecond)
+	n.checkGuards(leader)
+	if got := held(n); !slices.Equal(got, []string{"n2"}) {
+		t.Fatalf("just under the in-flight bound (n3 acknowledged, no progress for longer than the timeout): guards %q, want [n2]", got)
+	}
+	now = start.Add(guardTransferFactor*time.Second + time.Millisecond)
+	n.checkGuards(leader)
+	if got := held(n); len(got) != 0 {
+		t.Fatalf("a transfer in flight past the bound still holds the log: guards %q", got)
+	}
+
+	n = newNode()
+	now = start
+	n.guards["n2"], n.guards["n3"] = guard(), guard()
+	left := leader
+	left.Conf.Members = left.Conf.Members[:2]
+	n.checkGuards(left)
+	if got := held(n); !slices.Equal(got, []string{"n2"}) {
+		t.Fatalf("n3 left the configuration: guards %q, want [n2]", got)
+	}
+	follower := leader
+	follower.Role = consensus.RoleFollower
+	n.checkGuards(follower)
+	if got := held(n); len(got) != 0 {
+		t.Fatalf("this node no longer leads: guards %q", got)
+	}
 }
