@@ -32,28 +32,7 @@ func TestTCPCluster(t *testing.T) {
 	nodes := map[string]*Node{}
 	fsms := map[string]*testFSM{}
 	for i, id := range ids {
-		st, err := store.Open(ctx, filepath.Join(dir, id), store.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr, err := transport.NewTCP(transport.TCPConfig{ID: id, Listener: lns[id], Logger: testLogger(t, id)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		fsms[id] = newTestFSM(t)
-		n, err := Start(ctx, Config{
-			ID: id, Peers: peers, ElectionTimeout: testElection, HeartbeatInterval: testHeartbeat,
-			Store: st, Transport: tr, StateMachine: fsms[id], Logger: testLogger(t, id), RandSeed: uint64(i + 1),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes[id] = n
-		t.Cleanup(func() {
-			if err := n.Stop(context.Background()); err != nil {
-				t.Error(err)
-			}
-		})
+		nodes[id], fsms[id], _ = startTCPNode(t, ctx, dir, i, id, lns[id], peers)
 	}
 	lead, err := nodes["n1"].WaitLeader(ctx)
 	if err != nil {
@@ -143,33 +122,11 @@ func TestTCPJoinerLearnsAdvertisedAddress(t *testing.T) {
 	fsms := map[string]*testFSM{}
 	trs := map[string]*transport.TCP{}
 	for i, id := range ids {
-		st, err := store.Open(ctx, filepath.Join(dir, id), store.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr, err := transport.NewTCP(transport.TCPConfig{ID: id, Listener: lns[id], Logger: testLogger(t, id)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		trs[id] = tr
-		fsms[id] = newTestFSM(t)
 		var p []consensus.Member
 		if id != "n4" {
 			p = peers // n4 joins: no Peers, no Contacts
 		}
-		n, err := Start(ctx, Config{
-			ID: id, Peers: p, ElectionTimeout: testElection, HeartbeatInterval: testHeartbeat,
-			Store: st, Transport: tr, StateMachine: fsms[id], Logger: testLogger(t, id), RandSeed: uint64(i + 1),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		nodes[id] = n
-		t.Cleanup(func() {
-			if err := n.Stop(context.Background()); err != nil {
-				t.Error(err)
-			}
-		})
+		nodes[id], fsms[id], trs[id] = startTCPNode(t, ctx, dir, i, id, lns[id], p)
 	}
 	for _, id := range ids[:3] {
 		if got := trs[id].AdvertiseAddr(); got != front[id] {
@@ -191,4 +148,32 @@ func TestTCPJoinerLearnsAdvertisedAddress(t *testing.T) {
 	if got := trs["n4"].AdvertiseAddr(); got != front["n4"] {
 		t.Fatalf("n4 advertises %q once in the configuration, want %q", got, front["n4"])
 	}
+}
+
+// startTCPNode starts node id (the i-th, for its seed) on a bolt store
+// under dir and a TCP transport on ln, stopped at the end of the test.
+func startTCPNode(t *testing.T, ctx context.Context, dir string, i int, id string, ln net.Listener, peers []consensus.Member) (*Node, *testFSM, *transport.TCP) {
+	t.Helper()
+	st, err := store.Open(ctx, filepath.Join(dir, id), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := transport.NewTCP(transport.TCPConfig{ID: id, Listener: ln, Logger: testLogger(t, id)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsm := newTestFSM(t)
+	n, err := Start(ctx, Config{
+		ID: id, Peers: peers, ElectionTimeout: testElection, HeartbeatInterval: testHeartbeat,
+		Store: st, Transport: tr, StateMachine: fsm, Logger: testLogger(t, id), RandSeed: uint64(i + 1),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := n.Stop(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	return n, fsm, tr
 }
