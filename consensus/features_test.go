@@ -391,22 +391,9 @@ func TestMembership_4_2_2_RemovedNodesStopDisrupting(t *testing.T) {
 // §7: a follower that needs compacted entries gets a snapshot; it surfaces
 // in Ready.Snapshot, and ReportSnapshot resumes replication.
 func TestSnapshot_7_InstallOnLaggingFollower(t *testing.T) {
-	nw := newTestNet(t, 3)
-	nw.campaign("n1")
-	nw.isolate("n3")
-	for i := range 10 {
-		_ = nw.propose("n1", fmt.Sprintf("v%d", i))
-	}
-	l := nw.node("n1")
-	idx := l.rn.r.log.applied
-	if err := l.st.Compact(idx); err != nil {
-		t.Fatal(err)
-	}
-	meta, _ := l.st.Snapshot()
-	l.rn.Compact(meta)
+	nw, idx := snapshotToIsolatedFollower(t)
+	l, f := nw.node("n1"), nw.node("n3")
 	var sawSnap *SnapshotMeta
-	nw.heal()
-	f := nw.node("n3")
 	nw.filter = func(m *Message) bool {
 		if m.Type == MsgSnap {
 			sawSnap = m.Snapshot
