@@ -325,7 +325,9 @@ func (rs *restorer) restoreAtStart(ctx context.Context, fresh bool) (func(contex
 	s := rs.s
 	cfg := s.cfg
 	tmp := backup.TempDir(cfg.DataDir)
-	if stale, err := filepath.Glob(filepath.Join(tmp, "restore-*.db*")); err == nil {
+	// Temp copies of restores and backups that a crash left behind.
+	for _, pattern := range []string{"restore-*.db*", "backup-*.db*"} {
+		stale, _ := filepath.Glob(filepath.Join(tmp, pattern))
 		for _, p := range stale {
 			_ = os.Remove(p)
 		}

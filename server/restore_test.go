@@ -313,12 +313,23 @@ func TestRestoreMarkerRetried(t *testing.T) {
 	}
 	conn.Close(ctx)
 	// restartWithMarker stops the node, leaves the marker of restore
-	// 0x1234 as a crash would, starts it and waits until it is ready.
+	// 0x1234 and temp copies of a restore and a backup as a crash would,
+	// starts it and waits until it is ready; the temp copies are gone.
 	restartWithMarker := func() {
 		t.Helper()
 		c.stop(0)
 		if err := writeRestoreMarker(filepath.Join(c.cfgs[0].DataDir, restorePendingFile), 0x1234, file); err != nil {
 			t.Fatal(err)
+		}
+		tmp := backup.TempDir(c.cfgs[0].DataDir)
+		stale := []string{filepath.Join(tmp, "restore-1.db"), filepath.Join(tmp, "restore-1.db-journal"), filepath.Join(tmp, "backup-1.db")}
+		if err := os.MkdirAll(tmp, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range stale {
+			if err := os.WriteFile(p, []byte("stale"), 0o600); err != nil {
+				t.Fatal(err)
+			}
 		}
 		c.start(0)
 		for c.servers[0].ready() != nil {
@@ -326,6 +337,11 @@ func TestRestoreMarkerRetried(t *testing.T) {
 				t.Fatalf("not ready: %v", c.servers[0].ready())
 			}
 			time.Sleep(20 * time.Millisecond)
+		}
+		for _, p := range stale {
+			if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("stale temp file %s left at start: %v", p, err)
+			}
 		}
 	}
 	// As if the node crashed right after writing the marker.
