@@ -160,6 +160,11 @@ func TestJepsen(t *testing.T) {
 	for _, p := range res.Problems {
 		t.Errorf("%s", p)
 	}
+	// jepsenCluster supports every nemesis: one switched off means a
+	// fault the run was meant to inject never happened.
+	for k, why := range res.Disabled {
+		t.Errorf("nemesis %s switched off: %s", k, why)
+	}
 	if len(res.Register.Ops()) == 0 || len(res.Set.Ops()) == 0 {
 		t.Errorf("no operations ran")
 	}
