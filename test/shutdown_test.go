@@ -3,6 +3,8 @@ package test
 import (
 	"context"
 	"fmt"
+	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -84,6 +86,11 @@ func TestStopLeaderUnderLoad(t *testing.T) {
 	}
 	if ended57 == 0 {
 		t.Errorf("no session was told 57P01")
+	}
+	if logText, err := os.ReadFile(leader.LogPath); err != nil {
+		t.Error(err)
+	} else if strings.Contains(string(logText), "stopping without handing leadership over") {
+		t.Errorf("%s stopped without handing leadership over (see %s)", leader.ID, leader.LogPath)
 	}
 	if err := leader.Start(ctx); err != nil {
 		t.Fatal(err)
