@@ -104,7 +104,9 @@ func (n *Node) apply(ctx context.Context, q []consensus.Entry, last uint64) (uin
 		n.metrics.applied.Add(uint64(len(batch)))
 		n.metrics.applyBatches.Add(1)
 		n.setApplied(last)
-		if n.cfg.SnapshotEntries > 0 && last-min(last, n.lastSnap.Load()) >= n.cfg.SnapshotEntries {
+		// A RequestSnapshot that found nothing new to snapshot is still
+		// pending (snapLoop leaves it set): this batch is something new.
+		if n.snapNow.Load() || (n.cfg.SnapshotEntries > 0 && last-min(last, n.lastSnap.Load()) >= n.cfg.SnapshotEntries) {
 			select {
 			case n.snapKick <- struct{}{}:
 			default:
@@ -161,9 +163,16 @@ func (n *Node) snapLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
-		forced := n.snapNow.Swap(false)
+		// A request stays pending until a snapshot takes it: while the
+		// applied index is not past the last snapshot (the applier calls
+		// the state machine, which may request one, before it publishes
+		// the batch's index) the next applied batch kicks again.
+		forced := n.snapNow.Load()
 		if a, s := n.applied.Load(), n.lastSnap.Load(); a <= s || (!forced && a < s+n.cfg.SnapshotEntries) {
 			continue // a stale kick: a snapshot was taken or received since
+		}
+		if forced {
+			n.snapNow.Store(false) // the snapshot below covers what was applied
 		}
 		start := time.Now()
 		idx, err := n.cfg.Snapshots.take(ctx, n.snapper)

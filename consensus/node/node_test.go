@@ -893,3 +893,26 @@ func TestRequestSnapshot(t *testing.T) {
 		t.Fatalf("%s caught up without the snapshot", lagger)
 	}
 }
+
+// A RequestSnapshot made when nothing was applied since the last snapshot
+// is not lost: the next applied entry takes it (a restore requests one
+// from inside Apply, before the node publishes the entry's index).
+func TestRequestSnapshotPendingUntilApplied(t *testing.T) {
+	c := newCluster(t, 1)
+	c.snapEvery = 1000
+	c.startAll()
+	l := c.leader()
+	propose(t, l, "a")
+	eventually(t, "applied", func() bool { return len(c.fsms[l.ID()].values()) == 1 })
+	l.RequestSnapshot()
+	eventually(t, "first snapshot", func() bool { return l.Metrics().SnapshotsTaken == 1 })
+	// Nothing new applied: the request waits; the snapshot goroutine has
+	// seen its kick once the channel is empty.
+	l.RequestSnapshot()
+	eventually(t, "the kick consumed", func() bool { return len(l.snapKick) == 0 })
+	if got := l.Metrics().SnapshotsTaken; got != 1 {
+		t.Fatalf("a snapshot with nothing new applied: %d taken", got)
+	}
+	propose(t, l, "b")
+	eventually(t, "the pending request taken after the next entry", func() bool { return l.Metrics().SnapshotsTaken == 2 })
+}
